@@ -1,0 +1,3 @@
+from mlip.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""The `mlip` console script: prepare | info | quickstart (train, eval, relax, md, export follow)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+
+BUNDLED = [  # (name, path relative to the data folder, reader options)
+    ("rMD17 ethanol train_01", "rmd17/rmd17_ethanol_train_01.npz", {}),
+    ("rMD17 aspirin train_01", "rmd17/rmd17_aspirin_train_01.npz", {}),
+    ("MD17 ethanol CCSD(T)", "md17/ethanol_ccsd_t-train.npz", {}),
+    ("MPtrj JSON", "mptrj/MPtrj_sample_DERIVED_from_ffast.json", {}),
+    ("MPtrj extxyz (Si)", "mptrj/mp-149_nequix.extxyz", {}),
+    ("MPtrj extxyz", "mptrj/mptrj_ffast_first10.extxyz", {"energy_key": "corrected_total_energy"}),
+    ("OMol25 ASE-LMDB", "omol25/omol25_noble_gas_DERIVED.aselmdb", {}),
+    ("OMol25 extxyz", "omol25/structs_noble_gas_compounds.xyz", {}),
+    ("OC20 slab (ASE db)", "oc20/fairchem_tests_atoms.json", {}),
+    ("3BPA extxyz", "extxyz/3bpa_train_300K.xyz", {}),
+    ("HfO2 extxyz", "extxyz/sevennet_hfo2.extxyz", {}),
+]
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    """``key=value`` reader options; values parsed as int, float, bool or left as strings."""
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise SystemExit(f"mlip: reader option {pair!r} is not key=value")
+        key, value = pair.split("=", 1)
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+        if value in ("true", "True"):
+            value = True
+        elif value in ("false", "False"):
+            value = False
+        out[key] = value
+    return out
+
+
+def dataset_summary(name: str, dataset, cutoff: float, progress: bool = True) -> dict:
+    """Read every frame, build its graph at ``cutoff``, and summarise (one table row)."""
+    from tqdm.auto import tqdm
+
+    from mlip.data import StatisticsAccumulator
+    from mlip.graph import build_graph
+
+    acc = StatisticsAccumulator(cutoff)
+    start = time.perf_counter()
+    for data in tqdm(dataset, total=len(dataset), desc=name, unit="frame", leave=False, disable=not progress):
+        acc.add(build_graph(data, cutoff))
+    seconds = time.perf_counter() - start
+    stats = acc.result()
+    return {"name": name, "format": getattr(dataset, "format_name", "?"), "seconds": seconds, **stats}
+
+
+def print_table(rows: list[dict], cutoff: float, file=sys.stdout) -> None:
+    from ase.data import chemical_symbols
+
+    header = ("dataset", "format", "frames", "atoms/frame", "elements", "periodic", "charge/spin",
+              f"nbrs@{cutoff:g}Å", "E resid eV", "F rms eV/Å", "frames/s")
+    table = []
+    for r in rows:
+        aps = r["atoms_per_structure"]
+        elements = "".join(chemical_symbols[z] for z in r["elements"])
+        table.append((
+            r["name"], r["format"], str(r["n_structures"]),
+            f"{aps['min']}-{aps['max']}" if aps["min"] != aps["max"] else str(aps["min"]),
+            elements if len(elements) <= 14 else elements[:12] + "..",
+            str(r["n_periodic"]),
+            f"{','.join(map(str, r['charges']))}/{','.join(map(str, r['spins']))}",
+            f"{r['avg_num_neighbors']:.1f}",
+            "-" if r.get("energy_residual_rms") is None else f"{r['energy_residual_rms']:.3g}",
+            "-" if r["force_rms"] is None else f"{r['force_rms']:.3f}",
+            f"{r['n_structures'] / max(r['seconds'], 1e-9):.0f}",
+        ))
+    widths = [max(len(h), *(len(row[k]) for row in table)) for k, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    print(line, file=file)
+    print("-" * len(line), file=file)
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)), file=file)
+
+
+def cmd_info(args) -> int:
+    from mlip.data import open_dataset
+
+    options = _parse_options(args.option)
+    rows = []
+    for path in args.paths:
+        ds = open_dataset(path, format=args.format, **options)
+        rows.append(dataset_summary(os.path.basename(path.rstrip("/")), ds, args.cutoff, progress=not args.quiet))
+    print_table(rows, args.cutoff)
+    return 0
+
+
+def cmd_quickstart(args) -> int:
+    from mlip.data import open_dataset
+
+    root = args.data
+    if not os.path.isdir(root):
+        raise SystemExit(f"mlip quickstart: no bundled data folder at {root!r}; run it from the repository root "
+                         "or pass --data")
+    print(f"mlip quickstart: reading every bundled dataset in {root}/, building graphs at {args.cutoff:g} Å")
+    rows = []
+    for name, rel, options in BUNDLED:
+        ds = open_dataset(os.path.join(root, rel), **options)
+        rows.append(dataset_summary(name, ds, args.cutoff, progress=not args.quiet))
+    print_table(rows, args.cutoff)
+    total = sum(r["n_structures"] for r in rows)
+    seconds = sum(r["seconds"] for r in rows)
+    print(f"\n{len(rows)} datasets, {total} frames read, validated and turned into graphs in {seconds:.1f} s")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from mlip.data import open_dataset, write_prepared
+
+    options = _parse_options(args.option)
+    if args.skip_bad:
+        options["on_error"] = "skip"
+    ds = open_dataset(args.source, format=args.format, **options)
+    meta = write_prepared(ds, args.out, cutoff=args.cutoff, overwrite=args.overwrite, progress=not args.quiet,
+                          source=os.path.abspath(args.source))
+    stats = meta["statistics"]
+    print(f"wrote {args.out}: {meta['n_structures']} structures, {meta['n_atoms']} atoms in {meta['seconds']} s")
+    print(f"  elements {stats['elements']}, avg neighbours at {args.cutoff:g} Å: {stats['avg_num_neighbors']:.2f}, "
+          f"force rms {stats['force_rms']}")
+    print(f"  reference energies (eV): { {z: round(e, 4) for z, e in stats['reference_energies'].items()} }")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlip", description="Machine-learned interatomic potentials.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="read datasets, build graphs, print a statistics table")
+    p.add_argument("paths", nargs="+", help="dataset files or directories")
+    p.add_argument("--format", default=None, help="reader format (guessed from the path if omitted)")
+    p.add_argument("--cutoff", type=float, default=5.0, help="graph cutoff, Å")
+    p.add_argument("-o", "--option", action="append", help="reader option key=value (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("quickstart", help="the bundled-data walk-through (see README)")
+    p.add_argument("--data", default="data", help="the bundled data folder")
+    p.add_argument("--cutoff", type=float, default=5.0, help="graph cutoff, Å")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("prepare", help="convert any source into mlip's fast memory-mapped format")
+    p.add_argument("source", help="dataset file or directory")
+    p.add_argument("out", help="output directory")
+    p.add_argument("--format", default=None, help="reader format (guessed from the path if omitted)")
+    p.add_argument("--cutoff", type=float, default=5.0, help="cutoff for the average neighbour count, Å")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad frames (and report them) instead of stopping")
+    p.add_argument("-o", "--option", action="append", help="reader option key=value (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from mlip.data import DataError
+
+    try:
+        return args.func(args)
+    except DataError as err:
+        print(f"mlip {args.command}: bad input: {err}", file=sys.stderr)
+        return 2
+    except FileExistsError as err:
+        print(f"mlip {args.command}: {err}", file=sys.stderr)
+        return 2

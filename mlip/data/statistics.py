@@ -1,0 +1,122 @@
+"""Dataset statistics: per-element reference energies by linear regression, average neighbour
+count at a cutoff, force RMS, element set and sizes. Streaming: memory does not grow with the data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_ELEMENTS = 119  # index = atomic number; 0 unused
+
+
+class StatisticsAccumulator:
+    """Feed AtomicData one at a time with :meth:`add`; :meth:`result` gives the summary dict.
+
+    Neighbour counts use the record's ``edge_index`` if it has one (built at ``cutoff``, uncapped),
+    else a neighbour list at ``cutoff``.
+
+    Reference energies solve min ||E - X e|| (X: element counts per structure) through the
+    accumulated normal equations; where compositions do not determine them (e.g. one molecule)
+    the minimum-norm solution is taken.
+    """
+
+    def __init__(self, cutoff: float | None = 5.0):
+        self.cutoff = cutoff
+        self.xtx = np.zeros((N_ELEMENTS, N_ELEMENTS))
+        self.xty = np.zeros(N_ELEMENTS)
+        self.yty = 0.0
+        self.element_counts = np.zeros(N_ELEMENTS, dtype=np.int64)
+        self.n_structures = 0
+        self.n_atoms = 0
+        self.n_periodic = 0
+        self.min_atoms = None
+        self.max_atoms = 0
+        self.n_with = {"energy": 0, "forces": 0, "stress": 0}
+        self.force_sq = 0.0
+        self.force_components = 0
+        self.energy_per_atom_sum = 0.0
+        self.n_edges = 0
+        self.charges: set[int] = set()
+        self.spins: set[int] = set()
+
+    def add(self, data) -> None:
+        z = data.atomic_numbers.cpu().numpy()
+        n = len(z)
+        counts = np.bincount(z, minlength=N_ELEMENTS).astype(np.float64)
+        self.element_counts += counts.astype(np.int64)
+        self.n_structures += 1
+        self.n_atoms += n
+        self.min_atoms = n if self.min_atoms is None else min(self.min_atoms, n)
+        self.max_atoms = max(self.max_atoms, n)
+        pbc = data.pbc.reshape(3).cpu().numpy()
+        self.n_periodic += int(pbc.any())
+        self.charges.add(int(data.charge))
+        self.spins.add(int(data.spin))
+        if "energy" in data:
+            e = float(data.energy.reshape(-1)[0])
+            self.n_with["energy"] += 1
+            self.xtx += np.outer(counts, counts)
+            self.xty += counts * e
+            self.yty += e * e
+            self.energy_per_atom_sum += e / n
+        if "forces" in data:
+            f = data.forces.double().cpu().numpy()
+            self.n_with["forces"] += 1
+            self.force_sq += float((f * f).sum())
+            self.force_components += f.size
+        if "stress" in data:
+            self.n_with["stress"] += 1
+        if self.cutoff and "edge_index" in data:  # a graph built at this cutoff
+            self.n_edges += int(data.edge_index.shape[1])
+        elif self.cutoff:
+            from mlip.graph.neighbors import neighbor_list_numpy
+
+            i, _, _ = neighbor_list_numpy(data.pos.double().cpu().numpy(), data.cell.reshape(3, 3).double().cpu().numpy(),
+                                          pbc, self.cutoff)
+            self.n_edges += len(i)
+
+    def reference_energies(self) -> dict[int, float]:
+        present = np.flatnonzero(np.diag(self.xtx) > 0)
+        if len(present) == 0:
+            return {}
+        a = self.xtx[np.ix_(present, present)]
+        solution = np.linalg.lstsq(a, self.xty[present], rcond=None)[0]
+        return {int(z): float(e) for z, e in zip(present, solution)}
+
+    def result(self) -> dict:
+        refs = self.reference_energies()
+        out = {
+            "n_structures": self.n_structures,
+            "n_atoms": self.n_atoms,
+            "n_periodic": self.n_periodic,
+            "atoms_per_structure": {"min": self.min_atoms, "mean": self.n_atoms / max(1, self.n_structures),
+                                    "max": self.max_atoms},
+            "elements": [int(z) for z in np.flatnonzero(self.element_counts)],
+            "element_counts": {int(z): int(c) for z, c in enumerate(self.element_counts) if c},
+            "n_with": dict(self.n_with),
+            "charges": sorted(self.charges),
+            "spins": sorted(self.spins),
+            "reference_energies": refs,
+            "cutoff": self.cutoff,
+            "avg_num_neighbors": self.n_edges / max(1, self.n_atoms) if self.cutoff else None,
+            "force_rms": float(np.sqrt(self.force_sq / self.force_components)) if self.force_components else None,
+            "energy_per_atom_mean": self.energy_per_atom_sum / self.n_with["energy"] if self.n_with["energy"] else None,
+        }
+        if refs and self.n_with["energy"]:
+            z = np.array(list(refs)), np.array(list(refs.values()))
+            e = np.zeros(N_ELEMENTS)
+            e[z[0]] = z[1]
+            # residual sum of squares from the normal equations: y'y - 2 e'X'y + e'X'X e
+            rss = self.yty - 2 * e @ self.xty + e @ self.xtx @ e
+            out["energy_residual_rms"] = float(np.sqrt(max(rss, 0.0) / self.n_with["energy"]))
+        return out
+
+
+def compute_statistics(dataset, cutoff: float | None = 5.0, indices=None, progress: bool = False) -> dict:
+    """Statistics of ``dataset`` (or of the frames ``indices`` of it, e.g. the training split)."""
+    from tqdm.auto import tqdm
+
+    acc = StatisticsAccumulator(cutoff)
+    order = range(len(dataset)) if indices is None else indices
+    for i in tqdm(order, disable=not progress, desc="statistics", unit="frame"):
+        acc.add(dataset[int(i)])
+    return acc.result()
