@@ -60,9 +60,10 @@ def dataset_summary(name: str, dataset, cutoff: float, progress: bool = True) ->
     return {"name": name, "format": getattr(dataset, "format_name", "?"), "seconds": seconds, **stats}
 
 
-def print_table(rows: list[dict], cutoff: float, file=sys.stdout) -> None:
+def print_table(rows: list[dict], cutoff: float, file=None) -> None:
     from ase.data import chemical_symbols
 
+    file = file or sys.stdout
     header = ("dataset", "format", "frames", "atoms/frame", "elements", "periodic", "charge/spin",
               f"nbrs@{cutoff:g}Å", "E resid eV", "F rms eV/Å", "frames/s")
     table = []

@@ -41,6 +41,13 @@ def stress_to_3x3(stress, source=None, frame=None) -> np.ndarray:
     raise DataError(f"stress has shape {s.shape}; expected 6 (Voigt), 9 or (3,3)", source, frame, "stress")
 
 
+def _tensor(value, dtype) -> torch.Tensor:
+    """A fresh tensor of ``dtype`` from a tensor, a (memory-mapped) array or nested lists."""
+    if torch.is_tensor(value):
+        value = value.detach().cpu().numpy()
+    return torch.from_numpy(np.array(value, dtype=dtype))
+
+
 def _as_int(value, key, source, frame) -> int:
     v = float(np.asarray(value).reshape(-1)[0])
     if not np.isfinite(v) or v != round(v):
@@ -84,12 +91,11 @@ class AtomicData(Data):
         name: str | None = None,
     ) -> "AtomicData":
         """Make a record from array-likes in mlip units (Å, eV, eV/Å, eV/Å^3 ASE sign)."""
-        pos = torch.as_tensor(np.asarray(pos, dtype=np.float64)).reshape(-1, 3)
+        pos = _tensor(pos, np.float64).reshape(-1, 3)
         n = pos.shape[0]
-        z = torch.as_tensor(np.asarray(atomic_numbers).astype(np.int64).reshape(-1))
-        cell_t = torch.zeros(1, 3, 3, dtype=torch.float64) if cell is None else torch.as_tensor(
-            np.asarray(cell, dtype=np.float64)).reshape(1, 3, 3)
-        pbc_arr = np.zeros(3, dtype=bool) if pbc is None else np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+        z = _tensor(atomic_numbers, np.int64).reshape(-1)
+        cell_t = torch.zeros(1, 3, 3, dtype=torch.float64) if cell is None else _tensor(cell, np.float64).reshape(1, 3, 3)
+        pbc_arr = np.zeros(3, dtype=bool) if pbc is None else np.broadcast_to(_tensor(pbc, bool).numpy(), (3,))
         fields = dict(
             pos=pos,
             atomic_numbers=z,
@@ -100,17 +106,17 @@ class AtomicData(Data):
             spin=torch.tensor([int(spin)], dtype=torch.long),
         )
         if energy is not None:
-            fields["energy"] = torch.as_tensor(np.asarray(energy, dtype=np.float64)).reshape(-1)
+            fields["energy"] = _tensor(energy, np.float64).reshape(-1)
         if forces is not None:
-            fields["forces"] = torch.as_tensor(np.asarray(forces, dtype=np.float64))
+            fields["forces"] = _tensor(forces, np.float64)
         if stress is not None:
-            fields["stress"] = torch.as_tensor(stress_to_3x3(stress)).reshape(1, 3, 3)
+            fields["stress"] = torch.from_numpy(stress_to_3x3(_tensor(stress, np.float64).numpy())).reshape(1, 3, 3)
         if fixed is not None:
-            fields["fixed"] = torch.as_tensor(np.asarray(fixed, dtype=bool))
+            fields["fixed"] = _tensor(fixed, bool)
         if tags is not None:
-            fields["tags"] = torch.as_tensor(np.asarray(tags).astype(np.int64))
+            fields["tags"] = _tensor(tags, np.int64)
         if magmom is not None:
-            fields["magmom"] = torch.as_tensor(np.asarray(magmom, dtype=np.float64))
+            fields["magmom"] = _tensor(magmom, np.float64)
         if idx is not None:
             fields["idx"] = torch.tensor([int(idx)], dtype=torch.long)
         data = cls(**fields)

@@ -83,9 +83,13 @@ def write_prepared(dataset, out, cutoff: float | None = 5.0, overwrite: bool = F
             names += str(getattr(data, "name", "")).encode()
             name_ptr.append(len(names))
             stats.add(data)
-    finally:
+    except BaseException:
         for f in files.values():
             f.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left behind
+        raise
+    for f in files.values():
+        f.close()
     np.asarray(ptr, dtype="<i8").tofile(os.path.join(tmp, "ptr.bin"))
     np.asarray(name_ptr, dtype="<i8").tofile(os.path.join(tmp, "name_ptr.bin"))
     with open(os.path.join(tmp, "names.bin"), "wb") as f:

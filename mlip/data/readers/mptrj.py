@@ -185,7 +185,7 @@ class MPtrjDataset(FrameDataset):
         f = self._file()
         f.seek(lo)
         match = _KEY_BEFORE.search(f.read(start - lo))
-        return match.group(1).decode() if match else str(i)
+        return json.loads(b'"' + match.group(1) + b'"') if match else str(i)
 
     def read_record(self, i: int) -> dict:
         start, end = (int(x) for x in self._ranges[i])

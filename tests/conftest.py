@@ -1,0 +1,23 @@
+"""Shared fixtures: the bundled data folder, an isolated index cache."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MLIP_CACHE_DIR", str(tmp_path_factory.mktemp("mlip-cache")))
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    assert DATA.is_dir(), f"bundled data folder missing: {DATA}"
+    return DATA
+
+
+def pytest_configure(config):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
