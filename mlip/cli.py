@@ -14,7 +14,7 @@ BUNDLED = [  # (name, path relative to the data folder, reader options)
     ("MD17 ethanol CCSD(T)", "md17/ethanol_ccsd_t-train.npz", {}),
     ("MPtrj JSON", "mptrj/MPtrj_sample_DERIVED_from_ffast.json", {}),
     ("MPtrj extxyz (Si)", "mptrj/mp-149_nequix.extxyz", {}),
-    ("MPtrj extxyz", "mptrj/mptrj_ffast_first10.extxyz", {"energy_key": "corrected_total_energy"}),
+    ("MPtrj extxyz", "mptrj/mptrj_ffast_first10.extxyz", {}),
     ("OMol25 ASE-LMDB", "omol25/omol25_noble_gas_DERIVED.aselmdb", {}),
     ("OMol25 extxyz", "omol25/structs_noble_gas_compounds.xyz", {}),
     ("OC20 slab (ASE db)", "oc20/fairchem_tests_atoms.json", {}),

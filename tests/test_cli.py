@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ def test_quickstart_reads_every_bundled_dataset(data_dir, capsys):
     for name, _, _ in BUNDLED:
         assert name in out
     assert f"{len(BUNDLED)} datasets" in out
-    assert "rMD17 ethanol train_01  md17    1000" in out
+    assert re.search(r"rMD17 ethanol train_01\s+md17\s+1000\s", out)
 
 
 def test_prepare_then_info(data_dir, tmp_path, capsys):

@@ -19,6 +19,7 @@ def _reader(fmt: str):
         "rmd17": readers.MD17Dataset,
         "extxyz": readers.ExtXYZDataset,
         "mptrj": readers.MPtrjDataset,
+        "mptrj_extxyz": readers.MPtrjExtXYZDataset,
         "oc20_lmdb": readers.OC20LMDBDataset,
         "oc20_extxyz": readers.OC20ExtXYZDataset,
         "ase_db": readers.ASEDatabaseDataset,
@@ -27,7 +28,7 @@ def _reader(fmt: str):
     }[fmt]
 
 
-FORMATS = ("md17", "rmd17", "extxyz", "mptrj", "oc20_lmdb", "oc20_extxyz", "ase_db", "omol25", "mlip")
+FORMATS = ("md17", "rmd17", "extxyz", "mptrj", "mptrj_extxyz", "oc20_lmdb", "oc20_extxyz", "ase_db", "omol25", "mlip")
 # for a directory: the files each format reads, in the order they are tried
 DIRECTORY_PATTERNS = {"omol25": "*.aselmdb", "oc20_lmdb": "*.lmdb", "oc20_extxyz": "*.extxyz*", "ase_db": "*.db"}
 
@@ -40,6 +41,19 @@ def _json_kind(path: str) -> str:
         raise DataError("a .json file that is not a JSON object", path)
     key = head[1:].lstrip()[1:].split(b'"', 1)[0]
     return "ase_db" if key.isdigit() or key in (b"ids", b"nextid") else "mptrj"
+
+
+MPTRJ_MARKERS = (b"mp_id=", b"corrected_total_energy=", b"mp2020_corrected_energy=")
+
+
+def _xyz_kind(path: str) -> str:
+    """"mptrj_extxyz" if the first frame's comment line carries MPtrj's keys, else "extxyz"."""
+    from mlip.data.readers.extxyz import open_text_binary
+
+    with open_text_binary(path) as f:
+        f.readline()
+        comment = f.readline()
+    return "mptrj_extxyz" if any(m in comment for m in MPTRJ_MARKERS) else "extxyz"
 
 
 def guess_format(path) -> str:
@@ -65,7 +79,7 @@ def guess_format(path) -> str:
     if lower.endswith(XYZ_SUFFIXES):
         from mlip.data.readers.oc20 import txt_for
 
-        return "oc20_extxyz" if txt_for(path) else "extxyz"
+        return "oc20_extxyz" if txt_for(path) else _xyz_kind(path)
     raise DataError(f"cannot tell the format from the name; pass format= one of {', '.join(FORMATS)}", path)
 
 

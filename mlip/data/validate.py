@@ -58,8 +58,13 @@ def validate(data, source=None, frame=None, min_distance: float = 0.1) -> None:
     if min_distance > 0 and (n > 1 or pbc.any()):
         from mlip.graph.neighbors import neighbor_list_numpy
 
-        i, j, s = neighbor_list_numpy(data.pos.double().cpu().numpy(), cell, pbc, min_distance)
+        pos = data.pos.double().cpu().numpy()
+        # search at >= 1 Å: a cell list binned at 0.1 Å would have ~1e6 bins per 10 Å cell
+        i, j, s = neighbor_list_numpy(pos, cell, pbc, max(min_distance, 1.0))
         if len(i):
-            vec = data.pos[j[0]] - data.pos[i[0]] + torch.as_tensor(s[0], dtype=data.pos.dtype) @ data.cell.reshape(3, 3)
-            raise DataError(f"atoms {int(i[0])} and {int(j[0])} are {float(vec.norm()):.4f} Å apart "
-                            f"(image {s[0].tolist()}), closer than {min_distance} Å", source, frame, "pos")
+            d = np.linalg.norm(pos[j] - pos[i] + s @ cell, axis=1)
+            close = np.flatnonzero(d < min_distance)
+            if len(close):
+                k = close[0]
+                raise DataError(f"atoms {int(i[k])} and {int(j[k])} are {d[k]:.4f} Å apart (image {s[k].tolist()}), "
+                                f"closer than {min_distance} Å", source, frame, "pos")

@@ -7,6 +7,10 @@ import torch
 from mlip.graph.edges import edge_vectors
 from mlip.graph.neighbors import cap_neighbors, neighbor_list_numpy, neighbor_list_torch
 
+# Above this many atoms the O(N^2) torch search loses to vesin's cell list even on a GPU, and the
+# round trip of positions to the CPU costs less than the search.
+TORCH_MAX_ATOMS = 4096
+
 
 def _structure_slices(data):
     """(start, stop) atom ranges of the structures in ``data`` (one for a single AtomicData)."""
@@ -21,11 +25,12 @@ def radius_graph_pbc(pos, cell, pbc, cutoff: float, max_neighbors: int | None = 
                      backend: str = "auto"):
     """Neighbour list of one structure as torch tensors: (edge_index (2,E), cell_shifts (E,3) long).
 
-    ``backend``: "vesin" (CPU), "torch" (any device), or "auto" (torch for CUDA tensors, else vesin).
+    ``backend``: "vesin" (cell list on the CPU), "torch" (all pairs on the tensors' device), or
+    "auto": torch for CUDA tensors of up to ``TORCH_MAX_ATOMS`` atoms, vesin otherwise.
     """
     device = pos.device
     if backend == "auto":
-        backend = "torch" if device.type == "cuda" else "vesin"
+        backend = "torch" if device.type == "cuda" and pos.shape[0] <= TORCH_MAX_ATOMS else "vesin"
     if backend == "vesin":
         i, j, s = neighbor_list_numpy(pos.detach().cpu().numpy(), cell.detach().cpu().numpy().reshape(3, 3),
                                       pbc.detach().cpu().numpy().reshape(3), cutoff)

@@ -22,6 +22,16 @@ def connect_readonly(path: str):
         raise DataError(f"cannot open as an ASE database ({type(err).__name__}: {err})", path) from err
 
 
+def _close_inherited(db) -> None:
+    """Close an ASE-LMDB handle inherited through fork: lmdb refuses a second open of one path in a
+    process, and ase-db-backends' own close() would reopen it first (its pid check), so the raw
+    environment is closed and marked as this process's, which makes its later __del__ harmless."""
+    env = getattr(db, "_env", None)
+    if env is not None:
+        env.close()
+        db._env_pid = os.getpid()
+
+
 class ASEDatabaseDataset(FrameDataset):
     """Rows of one ASE database as AtomicData, in id order."""
 
@@ -40,6 +50,8 @@ class ASEDatabaseDataset(FrameDataset):
 
     def _connect(self):
         if self._db is None or self._pid != os.getpid():  # LMDB handles must not cross a fork
+            if self._db is not None:
+                _close_inherited(self._db)
             self._db, self._pid = connect_readonly(self.path), os.getpid()
         return self._db
 

@@ -14,7 +14,25 @@ from mlip.data.errors import DataError
 from mlip.data.validate import validate
 
 
-class FrameDataset(torch.utils.data.Dataset):
+class Frames(torch.utils.data.Dataset):
+    """What every mlip dataset shares: Python indexing (negative too) and iteration."""
+
+    path: str | None = None
+
+    def _resolve(self, index: int) -> int:
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for {n} frames of {self.path}")
+        return index
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+
+class FrameDataset(Frames):
     """A random-access sequence of AtomicData read lazily from ``path``.
 
     Subclasses implement ``_length()`` and ``_read(i) -> AtomicData``. Every frame is validated
@@ -83,22 +101,14 @@ class FrameDataset(torch.utils.data.Dataset):
         return len(self._keep) if self._keep is not None else self._length()
 
     def __getitem__(self, index: int):
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"index {index} out of range for {n} frames of {self.path}")
+        index = self._resolve(index)
         return self._load_frame(self._keep[index] if self._keep is not None else index)
-
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r}, {len(self)} frames)"
 
 
-class ConcatFrames(torch.utils.data.Dataset):
+class ConcatFrames(Frames):
     """Several datasets (the files of a directory) seen as one; ``idx`` is the global index."""
 
     def __init__(self, datasets: Sequence[FrameDataset], path=None):
@@ -119,26 +129,18 @@ class ConcatFrames(torch.utils.data.Dataset):
         return self._ends[-1] if self._ends else 0
 
     def __getitem__(self, index: int):
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"index {index} out of range for {n} frames of {self.path}")
+        index = self._resolve(index)
         k = bisect.bisect_right(self._ends, index)
         local = index - (self._ends[k - 1] if k else 0)
         data = self.datasets[k][local]
         data.idx = torch.tensor([index], dtype=torch.long)
         return data
 
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]
-
     def __repr__(self) -> str:
         return f"ConcatFrames({self.path!r}, {len(self.datasets)} files, {len(self)} frames)"
 
 
-class IndexedFrames(torch.utils.data.Dataset):
+class IndexedFrames(Frames):
     """A dataset restricted to given indices (a split); ``idx`` stays the index in the source."""
 
     def __init__(self, dataset, indices: Sequence[int]):
@@ -155,8 +157,4 @@ class IndexedFrames(torch.utils.data.Dataset):
         return len(self.indices)
 
     def __getitem__(self, index: int):
-        return self.dataset[self.indices[index]]
-
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]
+        return self.dataset[self.indices[self._resolve(index)]]

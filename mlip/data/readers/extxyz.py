@@ -1,4 +1,5 @@
-"""Extended XYZ (plain, .gz or .xz), random access through a byte-offset index built at open.
+"""Extended XYZ (plain, .gz or .xz), random access through a byte-offset index built at open
+(and cached, see mlip.data.cache).
 
 Covers the MPtrj extxyz written by the usual converters, OMol25 / 3BPA / SevenNet extxyz files, and
 is the frame parser under the OC20 raw extxyz reader.
@@ -15,6 +16,7 @@ import numpy as np
 from ase.io.extxyz import read_xyz
 
 from mlip.data.atomic_data import AtomicData
+from mlip.data.cache import cached_index
 from mlip.data.errors import DataError
 from mlip.data.readers.base import FrameDataset
 
@@ -77,7 +79,7 @@ class ExtXYZDataset(FrameDataset):
     def __init__(self, path, energy_key=None, forces_key=None, stress_key=None, **options):
         super().__init__(path, **options)
         self.keys = dict(energy_key=energy_key, forces_key=forces_key, stress_key=stress_key)
-        self._offsets = index_xyz_frames(self.path)
+        self._offsets = cached_index(self.path, index_xyz_frames, "xyz")
         self._handle = None
         self._pid = None
 

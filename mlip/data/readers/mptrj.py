@@ -1,6 +1,6 @@
 """MPtrj_2022.9_full.json (11 GB): ``{mp_id: {frame_id: {structure, energies, force, stress, magmom, ...}}}``.
 
-The file is never read whole. At open, a vectorised byte scanner (numpy over 8 MiB chunks) finds
+The file is never read whole. At open, a vectorised byte scanner (numpy over 256 KiB chunks) finds
 where each frame object starts and ends; the offsets are cached beside the user's cache dir, keyed
 by the file's path, size and mtime. A frame is then read by seeking to it and parsing only its bytes.
 
@@ -10,7 +10,6 @@ compressive), converted here to eV/Å^3 with ASE's sign: ``stress_ase = -0.1 * G
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,8 +19,10 @@ from ase import units
 from ase.data import atomic_numbers as ATOMIC_NUMBERS
 
 from mlip.data.atomic_data import AtomicData
+from mlip.data.cache import cached_index
 from mlip.data.errors import DataError
 from mlip.data.readers.base import FrameDataset
+from mlip.data.readers.extxyz import ExtXYZDataset
 
 try:
     import orjson
@@ -32,14 +33,12 @@ except ImportError:  # pragma: no cover - orjson is optional
 
 KBAR_TO_EV_PER_A3 = 0.1 * units.GPa
 ENERGY_FIELDS = {"corrected": "corrected_total_energy", "uncorrected": "uncorrected_total_energy"}
-CHUNK = 8 << 20
+# the same energies as the MPtrj -> extxyz converters name them, in order of preference
+EXTXYZ_ENERGY_KEYS = {"corrected": ("corrected_total_energy", "mp2020_corrected_energy"),
+                      "uncorrected": ("uncorrected_total_energy", "energy")}
+CHUNK = 1 << 18  # 256 KiB: the scan's temporaries stay small enough not to swell the heap
 _OPEN, _CLOSE, _OPEN_L, _CLOSE_L, _QUOTE, _BACKSLASH = b"{}[]\"\\"
 _KEY_BEFORE = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:\s*$')
-
-
-def cache_dir() -> str:
-    """Where index files go: $MLIP_CACHE_DIR, else ~/.cache/mlip."""
-    return os.environ.get("MLIP_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "mlip"))
 
 
 def _escaped_quotes(buf: np.ndarray, backslashes: np.ndarray, carry: int) -> tuple[np.ndarray, int]:
@@ -73,20 +72,24 @@ def index_mptrj_json(path: str, progress: bool = False) -> np.ndarray:
     carry_bs = 0
     depth = 0
     starts, ends = [], []
-    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, disable=not progress,
-                                     desc=f"indexing {os.path.basename(path)}") as bar:
+    # Buffers are allocated once and reused: fresh temporaries per chunk fragment the heap
+    # and grow resident memory far past what is live.
+    buffer = np.empty(CHUNK, dtype=np.uint8)
+    mask_buffer = np.empty(CHUNK, dtype=bool)
+    scratch_buffer = np.empty(CHUNK, dtype=bool)
+    with open(path, "rb", buffering=0) as f, tqdm(total=size, unit="B", unit_scale=True, disable=not progress,
+                                                  desc=f"indexing {os.path.basename(path)}") as bar:
         base = 0
         while True:
-            raw = f.read(CHUNK)
-            if not raw:
+            n = f.readinto(memoryview(buffer))
+            if not n:
                 break
-            buf = np.frombuffer(raw, dtype=np.uint8)
-            if carry_bs % 2 == 1 and buf[0] == _QUOTE:
-                escaped_first = True
-            else:
-                escaped_first = False
-            special = np.flatnonzero((buf == _QUOTE) | (buf == _OPEN) | (buf == _CLOSE)
-                                     | (buf == _OPEN_L) | (buf == _CLOSE_L) | (buf == _BACKSLASH))
+            buf, mask, scratch = buffer[:n], mask_buffer[:n], scratch_buffer[:n]
+            escaped_first = carry_bs % 2 == 1 and buf[0] == _QUOTE
+            np.equal(buf, _QUOTE, out=mask)
+            for char in (_OPEN, _CLOSE, _OPEN_L, _CLOSE_L, _BACKSLASH):
+                np.logical_or(mask, np.equal(buf, char, out=scratch), out=mask)
+            special = np.flatnonzero(mask)
             chars = buf[special]
             bs = special[chars == _BACKSLASH]
             escaped, carry_bs = _escaped_quotes(buf, bs, carry_bs)
@@ -101,12 +104,12 @@ def index_mptrj_json(path: str, progress: bool = False) -> np.ndarray:
                 keep = ~(esc & (chars == _QUOTE))
                 special, chars, is_quote = special[keep], chars[keep], is_quote[keep]
             # inside a string iff an odd number of real quotes came before (counting this chunk's start)
-            quotes_before = np.cumsum(is_quote) - is_quote + (1 if in_string else 0)
+            quotes_before = np.cumsum(is_quote, dtype=np.int32) - is_quote + (1 if in_string else 0)
             outside = (quotes_before % 2 == 0) & ~is_quote
-            delta = np.zeros(len(chars), dtype=np.int64)
+            delta = np.zeros(len(chars), dtype=np.int32)
             delta[outside & ((chars == _OPEN) | (chars == _OPEN_L))] = 1
             delta[outside & ((chars == _CLOSE) | (chars == _CLOSE_L))] = -1
-            level = depth + np.cumsum(delta)
+            level = depth + np.cumsum(delta, dtype=np.int32)
             opens = outside & (chars == _OPEN) & (level == 3)
             closes = outside & (chars == _CLOSE) & (level == 2)
             starts.append(special[opens] + base)
@@ -114,8 +117,8 @@ def index_mptrj_json(path: str, progress: bool = False) -> np.ndarray:
             if len(level):
                 depth = int(level[-1])
             in_string = bool((int(is_quote.sum()) + (1 if in_string else 0)) % 2)
-            base += len(raw)
-            bar.update(len(raw))
+            base += n
+            bar.update(n)
     starts = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
     ends = np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
     if depth != 0 or in_string or len(starts) != len(ends):
@@ -123,28 +126,6 @@ def index_mptrj_json(path: str, progress: bool = False) -> np.ndarray:
         raise DataError(f"JSON ends inside frame {frame} (depth {depth}{', in a string' if in_string else ''}): "
                         "the file is truncated or corrupt", path, frame)
     return np.stack([starts, ends], axis=1).astype(np.int64)
-
-
-def cached_index(path: str, build, suffix: str) -> np.ndarray:
-    """``build(path)``, cached under :func:`cache_dir` by path, size and mtime; written atomically."""
-    st = os.stat(path)
-    key = hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
-    target = os.path.join(cache_dir(), f"{key}.{suffix}.npy")
-    if os.path.exists(target):
-        try:
-            return np.load(target)
-        except (OSError, ValueError):
-            pass  # a damaged cache file is rebuilt below
-    index = build(path)
-    try:
-        os.makedirs(cache_dir(), exist_ok=True)
-        tmp = f"{target}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, index)
-        os.replace(tmp, target)
-    except OSError:
-        pass  # an unwritable cache only costs a re-scan next time
-    return index
 
 
 class MPtrjDataset(FrameDataset):
@@ -234,3 +215,28 @@ class MPtrjDataset(FrameDataset):
         state = dict(self.__dict__)
         state["_handle"] = None
         return state
+
+
+class MPtrjExtXYZDataset(ExtXYZDataset):
+    """MPtrj as the usual converters write it to extxyz (stress already in eV/Å^3, ASE sign).
+
+    ``energy`` picks the corrected (``corrected_total_energy`` / ``mp2020_corrected_energy``) or
+    the uncorrected energy (``uncorrected_total_energy``, else the converter's ``energy``).
+    """
+
+    format_name = "mptrj_extxyz"
+
+    def __init__(self, path, energy: str = "corrected", **options):
+        if energy not in EXTXYZ_ENERGY_KEYS:
+            raise ValueError(f"energy must be one of {sorted(EXTXYZ_ENERGY_KEYS)}, got {energy!r}")
+        self.energy_choice = energy
+        super().__init__(path, **options)
+
+    def _read(self, i: int) -> AtomicData:
+        atoms = self.read_atoms(i)
+        results = atoms.calc.results if atoms.calc is not None else {}
+        for key in EXTXYZ_ENERGY_KEYS[self.energy_choice]:
+            if key in atoms.info or key in results:
+                return AtomicData.from_ase(atoms, energy_key=key, source=self.path, frame=i,
+                                           name=str(atoms.info.get("frame_id", i)))
+        raise DataError(f"no {self.energy_choice} energy", key=" or ".join(EXTXYZ_ENERGY_KEYS[self.energy_choice]))

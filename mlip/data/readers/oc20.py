@@ -67,7 +67,9 @@ class OC20LMDBDataset(FrameDataset):
     def _open(self):
         import lmdb
 
-        if self._env is None or self._pid != os.getpid():
+        if self._env is None or self._pid != os.getpid():  # LMDB handles must not cross a fork
+            if self._env is not None:
+                self._env.close()  # the parent's handle, inherited: lmdb refuses a second open of a path
             try:
                 self._env = lmdb.open(self.path, subdir=os.path.isdir(self.path), readonly=True, lock=False,
                                       readahead=False, meminit=False, max_readers=1)

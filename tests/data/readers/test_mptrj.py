@@ -86,3 +86,14 @@ def test_index_is_cached(json_path, monkeypatch):
     MPtrjDataset(json_path)
     monkeypatch.setattr(mptrj, "index_mptrj_json", lambda *a, **k: pytest.fail("index was rebuilt"))
     assert len(MPtrjDataset(json_path)) == 10
+
+
+def test_extxyz_form_energy_choice(data_dir):
+    path = data_dir / "mptrj" / "mptrj_ffast_first10.extxyz"
+    ds = open_dataset(path)
+    assert ds.format_name == "mptrj_extxyz"
+    assert ds[5].energy.item() == pytest.approx(-55.2744929)  # corrected_total_energy
+    assert open_dataset(path, energy="uncorrected")[5].energy.item() == pytest.approx(-54.2684929)
+    si = open_dataset(data_dir / "mptrj" / "mp-149_nequix.extxyz")  # names it mp2020_corrected_energy
+    assert si.format_name == "mptrj_extxyz" and si[0].energy.item() == pytest.approx(-10.85063528)
+    assert si[0].name == "mp-655585-0-0"
