@@ -83,7 +83,7 @@ def test_skip_reports_count_and_reason(tmp_path, capsys):
     assert all("NaN" in msg and "forces" in msg for _, msg in ds.skipped)
     assert [int(d.idx) for d in ds] == [0, 2, 4]
     err = capsys.readouterr().err
-    assert "skipped 2 of 5 frames" in err and "mixed.extxyz" in err and "NaN" in err
+    assert "skipped 2 of 5 frames" in err and "mixed.extxyz" in err and "2 x forces: contains NaN" in err
 
 
 def test_default_does_not_skip(tmp_path):

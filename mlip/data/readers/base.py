@@ -78,7 +78,7 @@ class FrameDataset(Frames):
         """Read every frame once, keep the good ones and report the bad ones on stderr."""
         from tqdm.auto import tqdm
 
-        keep, skipped = [], []
+        keep, skipped, reasons = [], [], Counter()
         for i in tqdm(range(self._length()), desc=f"checking {os.path.basename(self.path)}",
                       disable=not progress, unit="frame"):
             try:
@@ -86,9 +86,9 @@ class FrameDataset(Frames):
                 keep.append(i)
             except DataError as err:
                 skipped.append((i, str(err)))
+                reasons[f"{err.key or 'frame'}: {err.reason.split(' (')[0]}"] += 1
         self._keep, self.skipped = keep, skipped
         if skipped:
-            reasons = Counter(err.split(": ", 1)[-1].split(" (")[0] for _, err in skipped)
             print(f"mlip: skipped {len(skipped)} of {len(keep) + len(skipped)} frames of {self.path}:",
                   file=sys.stderr)
             for reason, count in reasons.most_common():

@@ -48,6 +48,11 @@ def _numpy(x):
     return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
 
 
+def _scalar(x, kind=int):
+    """A Python int (or float) from a number, 0-d or 1-element tensor or array."""
+    return kind(_numpy(x).reshape(-1)[0])
+
+
 class OC20LMDBDataset(FrameDataset):
     """One OC20 S2EF (or IS2RE-style) LMDB file."""
 
@@ -93,19 +98,20 @@ class OC20LMDBDataset(FrameDataset):
         stress = _get(f, ("stress",), required=False)
         energy = _get(f, ("energy", "y"), required=False)
         sid, fid = f.get("sid"), f.get("fid")
+        name = str(i) if sid is None or fid is None else f"{_scalar(sid)}/{_scalar(fid)}"
         return AtomicData.build(
             pos=pos,
             atomic_numbers=_numpy(_get(f, ("atomic_numbers",))).astype(np.int64),
             cell=None if cell is None else _numpy(cell),
             pbc=(True, True, True) if pbc is None else _numpy(pbc).reshape(-1)[:3],
-            energy=None if energy is None else float(np.asarray(_numpy(energy)).reshape(-1)[0]),
+            energy=None if energy is None else _scalar(energy, float),
             forces=_get(f, ("forces", "force"), required=False),
             stress=None if stress is None else _numpy(stress),
             fixed=_get(f, ("fixed",), required=False),
             tags=_get(f, ("tags",), required=False),
-            charge=int(_numpy(f.get("charge", 0)).reshape(-1)[0]),
-            spin=int(_numpy(f.get("spin", 1)).reshape(-1)[0]),
-            name=f"{int(_numpy(sid).reshape(-1)[0])}/{int(_numpy(fid).reshape(-1)[0])}" if sid is not None and fid is not None else str(i),
+            charge=_scalar(f.get("charge", 0)),
+            spin=_scalar(f.get("spin", 1)),
+            name=name,
         )
 
     def __getstate__(self):
