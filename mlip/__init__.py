@@ -5,3 +5,18 @@ Units follow ASE: Å, eV, eV/Å, stress in eV/Å^3 with ASE's sign.
 """
 
 __version__ = "0.1.0"
+
+
+def load(path, device: str = "cpu"):
+    """A Potential from a file written by ``Potential.save`` (training checkpoints and exported
+    models join as their issues land)."""
+    import torch
+
+    from mlip.models import build
+
+    payload = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != "mlip-potential":
+        raise ValueError(f"{path}: not an mlip model file")
+    model = build(payload["name"], **payload["hyperparameters"]).to(getattr(torch, payload.get("dtype", "float32")))
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval()

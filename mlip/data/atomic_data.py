@@ -95,7 +95,7 @@ class AtomicData(Data):
         n = pos.shape[0]
         z = _tensor(atomic_numbers, np.int64).reshape(-1)
         cell_t = torch.zeros(1, 3, 3, dtype=torch.float64) if cell is None else _tensor(cell, np.float64).reshape(1, 3, 3)
-        pbc_arr = np.zeros(3, dtype=bool) if pbc is None else np.broadcast_to(_tensor(pbc, bool).numpy(), (3,))
+        pbc_arr = np.zeros(3, dtype=bool) if pbc is None else np.broadcast_to(_tensor(pbc, bool).numpy().reshape(-1), (3,))
         fields = dict(
             pos=pos,
             atomic_numbers=z,

@@ -1,0 +1,138 @@
+"""The Potential base class: what every architecture shares.
+
+An architecture implements only ``atom_energies`` (the graph to per-atom energies). The base owns
+per-element reference energies and the scale/shift of the per-atom output, builds the graph when a
+batch has none, applies the symmetric strain that gives the stress, and takes forces and stress
+by autograd:
+
+    E = sum_i [scale * e_i + shift + E_ref(Z_i)]    eV
+    F = -dE/dpos                                    eV/Å
+    σ = (1/V) dE/dε  (ε: symmetric strain at 0)     eV/Å^3, ASE sign (positive = tensile)
+
+Structures without a volume (molecules, or a slab whose cell has a zero vector) get zero stress.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from mlip.graph.edges import edge_vectors
+from mlip.nn.scatter import scatter_sum
+
+NUM_ELEMENTS = 119
+
+
+class Potential(nn.Module):
+    """Base of every architecture. ``forward(batch) -> {"energy" (B,), "forces" (N,3), "stress" (B,3,3)}``.
+
+    Args:
+        cutoff: graph cutoff, Å.
+        max_neighbors: keep at most this many nearest neighbours per atom (None: all in the cutoff).
+        species: atomic numbers the model is meant for; others raise a clear error (None: any).
+    """
+
+    name = "potential"
+
+    def __init__(self, cutoff: float, max_neighbors: Optional[int] = None, species=None):
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.max_neighbors = max_neighbors
+        known = torch.zeros(NUM_ELEMENTS, dtype=torch.bool)
+        if species is None:
+            known[1:] = True
+        else:
+            known[torch.as_tensor(list(species), dtype=torch.long)] = True
+        self.register_buffer("known_species", known)
+        self.register_buffer("reference_energies", torch.zeros(NUM_ELEMENTS))
+        self.register_buffer("scale", torch.tensor(1.0))
+        self.register_buffer("shift", torch.tensor(0.0))
+        self.hyperparameters: dict = {}
+
+    # -- to implement ---------------------------------------------------------------------
+    def atom_energies(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
+                      batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
+                      spin: torch.Tensor) -> torch.Tensor:
+        """(N,) per-atom energies (before scale, shift and reference energies) from the graph."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.reference_energies.dtype
+
+    def set_statistics(self, reference_energies: Optional[Dict[int, float]] = None, scale: float = 1.0,
+                       shift: float = 0.0) -> None:
+        """Per-element reference energies (eV), and scale (eV) and shift (eV/atom) of the output."""
+        ref = torch.zeros(NUM_ELEMENTS, dtype=torch.float64)
+        for z, e in (reference_energies or {}).items():
+            ref[int(z)] = float(e)
+        self.reference_energies.copy_(ref)
+        self.scale.fill_(float(scale))
+        self.shift.fill_(float(shift))
+
+    def check_species(self, atomic_numbers: torch.Tensor) -> None:
+        unknown = ~self.known_species[atomic_numbers]
+        if bool(unknown.any()):
+            from ase.data import chemical_symbols
+
+            bad = sorted({int(z) for z in atomic_numbers[unknown]})
+            names = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in bad)
+            raise ValueError(f"this model was not trained on {names}; it knows "
+                             f"{', '.join(chemical_symbols[z] for z in self.known_species.nonzero().flatten().tolist())}")
+
+    def forward(self, data, compute_forces: bool = True, compute_stress: bool = True) -> Dict[str, torch.Tensor]:
+        """Energy (B,) eV, forces (N,3) eV/Å, stress (B,3,3) eV/Å^3 of a structure or a batch."""
+        if "edge_index" not in data or "cell_shifts" not in data:
+            from mlip.graph.build import build_graph
+
+            data = build_graph(data.clone(), self.cutoff, self.max_neighbors)
+        dtype = self.dtype
+        z = data.atomic_numbers
+        self.check_species(z)
+        n = z.shape[0]
+        batch = data.batch if getattr(data, "batch", None) is not None else z.new_zeros(n)
+        num_graphs = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
+        charge = data.charge.reshape(-1) if "charge" in data else z.new_zeros(num_graphs)
+        spin = data.spin.reshape(-1) if "spin" in data else z.new_ones(num_graphs)
+        pos = data.pos.to(dtype)
+        cell = data.cell.reshape(-1, 3, 3).to(dtype)
+        if compute_forces:
+            pos = pos.detach().requires_grad_(True)
+        strain = None
+        pos_used, cell_used = pos, cell
+        if compute_stress:
+            strain = torch.zeros(num_graphs, 3, 3, dtype=dtype, device=pos.device, requires_grad=True)
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            pos_used = pos + torch.einsum("ni,nij->nj", pos, sym[batch])
+            cell_used = cell + torch.bmm(cell, sym)
+        vec = edge_vectors(pos_used, cell_used, data.edge_index, data.cell_shifts, batch)
+        e_atom = self.atom_energies(z, data.edge_index, vec, batch, num_graphs, charge, spin)
+        e_atom = e_atom * self.scale + self.shift + self.reference_energies[z]
+        energy = scatter_sum(e_atom, batch, num_graphs)
+        out = {"energy": energy}
+        inputs = ([pos] if compute_forces else []) + ([strain] if compute_stress else [])
+        if inputs:
+            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=self.training, allow_unused=True)
+            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+            if compute_forces:
+                out["forces"] = -grads[0]
+            if compute_stress:
+                volume = torch.linalg.det(cell).abs()
+                has_volume = volume > 1e-9
+                out["stress"] = torch.where(has_volume[:, None, None], grads[-1] / torch.where(
+                    has_volume, volume, torch.ones_like(volume))[:, None, None], torch.zeros_like(grads[-1]))
+        return out
+
+    # -- files ----------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the model (architecture name, hyperparameters, weights, statistics) atomically."""
+        import os
+
+        tmp = f"{path}.tmp-{os.getpid()}"
+        torch.save({"format": "mlip-potential", "version": 1, "name": self.name,
+                    "hyperparameters": self.hyperparameters, "dtype": str(self.dtype).replace("torch.", ""),
+                    "state_dict": self.state_dict()}, tmp)
+        os.replace(tmp, path)

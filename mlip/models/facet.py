@@ -1,0 +1,110 @@
+"""Facet: a steerable message-passing potential with spline radial functions and a spherical-grid
+node update (Miklaucic et al., "Facet: highly efficient E(3)-equivariant networks for interatomic
+potentials", 2025).
+
+Node features x (N, S, C): spherical-harmonic coefficients of degree <= lmax (S = (lmax+1)^2),
+C channels for every degree. Each block:
+
+    message   m_ij = TP(W_pre x_j, Y(r_ij); w(r_ij))   tensor product with the edge harmonics;
+              each path (l1, l2, l3) has its weight w = cubic B-spline of r (no radial MLP), one
+              spline per path for each of ``radial_heads`` groups of channels
+    aggregate x_i += W_post sum_j m_ij / avg_num_neighbors
+    update    x_i += GridMLP(norm(x_i))                 project to a sphere grid, MLP per point, back
+              x_i,0 += MLP_SiLU(norm(x_i)_0)            invariant channels through a SiLU MLP
+
+The per-atom energy is an MLP of the invariant (l = 0) channels after the last block.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from mlip.models import register
+from mlip.models.base import NUM_ELEMENTS, Potential
+from mlip.nn import (ChargeSpinEmbedding, EdgeTensorProduct, GridProductMLP, SO3Linear, SO3RMSNorm, SplineRadial,
+                     scatter_sum, spherical_harmonics)
+
+
+class FacetBlock(nn.Module):
+    """One interaction + node update. forward(x (N,S,C), edge_index (2,E), sh (E,S), r (E,)) -> (N,S,C)."""
+
+    def __init__(self, lmax: int, channels: int, hidden: int, cutoff: float, num_basis: int,
+                 avg_num_neighbors: float, radial_heads: int):
+        super().__init__()
+        self.lmax = lmax
+        self.channels = channels
+        self.avg_num_neighbors = float(avg_num_neighbors)
+        self.tensor_product = EdgeTensorProduct(lmax, lmax, lmax)
+        if channels % radial_heads:
+            raise ValueError(f"radial_heads ({radial_heads}) must divide channels ({channels})")
+        self.radial_heads = radial_heads
+        self.radial = SplineRadial(self.tensor_product.num_paths * radial_heads, cutoff, num_basis)
+        self.pre = SO3Linear(lmax, channels, channels, bias=False)
+        self.post = SO3Linear(lmax, channels, channels, bias=False)
+        self.norm = SO3RMSNorm(lmax, channels)
+        self.grid_mlp = GridProductMLP(lmax, channels, hidden)
+        self.scalar_mlp = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels))
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        source, target = edge_index[0], edge_index[1]
+        weights = self.radial(r).reshape(r.shape[0], self.tensor_product.num_paths, self.radial_heads)
+        messages = self.tensor_product(self.pre(x).index_select(0, source), sh, weights)
+        x = x + self.post(scatter_sum(messages, target, x.shape[0]) / self.avg_num_neighbors)
+        y = self.norm(x)
+        x = x + self.grid_mlp(y)
+        scalars = x[:, :1] + self.scalar_mlp(y[:, 0]).unsqueeze(1)
+        return torch.cat([scalars, x[:, 1:]], dim=1)
+
+
+@register("facet")
+class Facet(Potential):
+    """Facet potential.
+
+    Args:
+        cutoff: Å. lmax: highest degree of node features and edge harmonics.
+        channels: channels per degree. num_layers: interaction blocks. hidden: width of the MLPs
+        (default 2 * channels). num_basis: B-spline coefficients per radial function.
+        avg_num_neighbors: message normaliser (set from dataset statistics when training).
+        radial_heads: groups of channels with their own radial splines (1 .. channels; more is
+        more expressive and slower).
+        charge_spin: add embeddings of total charge and spin multiplicity (OMol25).
+        species, max_neighbors: see Potential.
+    """
+
+    presets = {
+        "small": dict(cutoff=4.0, lmax=2, channels=16, num_layers=2, hidden=32, num_basis=8, avg_num_neighbors=10.0,
+                      radial_heads=2),
+        # sized like SevenNet-0 (0.84 M parameters, 5 layers, cutoff 5 Å) for MPtrj-scale materials
+        "mp": dict(cutoff=5.0, lmax=2, channels=96, num_layers=5, hidden=192, num_basis=10, avg_num_neighbors=30.0,
+                   radial_heads=1),
+    }
+
+    def __init__(self, cutoff: float = 5.0, lmax: int = 2, channels: int = 64, num_layers: int = 3,
+                 hidden: Optional[int] = None, num_basis: int = 10, avg_num_neighbors: float = 20.0,
+                 radial_heads: int = 1, charge_spin: bool = False, species=None, max_neighbors: Optional[int] = None):
+        super().__init__(cutoff, max_neighbors, species)
+        hidden = hidden or 2 * channels
+        self.lmax = lmax
+        self.channels = channels
+        self.embedding = nn.Embedding(NUM_ELEMENTS, channels)
+        self.charge_spin = ChargeSpinEmbedding(channels) if charge_spin else None
+        self.blocks = nn.ModuleList([
+            FacetBlock(lmax, channels, hidden, cutoff, num_basis, avg_num_neighbors, radial_heads)
+            for _ in range(num_layers)
+        ])
+        self.readout = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+
+    def atom_energies(self, atomic_numbers, edge_index, edge_vec, batch, num_graphs, charge, spin):
+        r = edge_vec.norm(dim=-1)
+        sh = spherical_harmonics(self.lmax, edge_vec)
+        scalars = self.embedding(atomic_numbers).to(edge_vec.dtype)
+        if self.charge_spin is not None:
+            scalars = scalars + self.charge_spin(charge, spin).to(edge_vec.dtype)[batch]
+        x = torch.cat([scalars.unsqueeze(1),
+                       scalars.new_zeros(scalars.shape[0], (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
+        for block in self.blocks:
+            x = block(x, edge_index, sh, r)
+        return self.readout(x[:, 0]).squeeze(-1)

@@ -1,0 +1,80 @@
+"""Radial functions of interatomic distance: cutoff envelopes, uniform cubic B-splines, Bessel basis."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class PolynomialEnvelope(nn.Module):
+    """u(r) = 1 - (p+1)(p+2)/2 d^p + p(p+2) d^(p+1) - p(p+1)/2 d^(p+2), d = r / cutoff; zero beyond.
+
+    u, u' and u'' vanish at the cutoff (DimeNet's envelope), so energies built from it have
+    continuous forces as a neighbour crosses the cutoff.
+    """
+
+    def __init__(self, cutoff: float, exponent: int = 5):
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.p = int(exponent)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        p = self.p
+        d = r / self.cutoff
+        u = 1 - (p + 1) * (p + 2) / 2 * d**p + p * (p + 2) * d ** (p + 1) - p * (p + 1) / 2 * d ** (p + 2)
+        return torch.where(d < 1, u, torch.zeros_like(u))
+
+
+def cubic_bspline_basis(r: torch.Tensor, num_basis: int, cutoff: float) -> torch.Tensor:
+    """(E, num_basis) uniform cubic B-spline basis on [0, cutoff] (knot spacing cutoff/(num_basis-3)).
+
+    Each row has at most four non-zero entries and sums to one; the functions are C2.
+    """
+    h = cutoff / (num_basis - 3)
+    t = (r / h).clamp(min=0.0, max=(num_basis - 3) - 1e-9)
+    i = torch.floor(t)
+    u = t - i
+    b0 = (1 - u) ** 3 / 6
+    b1 = (3 * u**3 - 6 * u**2 + 4) / 6
+    b2 = (-3 * u**3 + 3 * u**2 + 3 * u + 1) / 6
+    b3 = u**3 / 6
+    idx = i.long().unsqueeze(-1) + torch.arange(4, device=r.device)
+    out = r.new_zeros(r.shape + (num_basis,))
+    return out.scatter(-1, idx, torch.stack([b0, b1, b2, b3], dim=-1))
+
+
+class SplineRadial(nn.Module):
+    """Learned radial weights: ``num_out`` cubic B-splines of the distance times the envelope.
+
+    ``forward(r (E,)) -> (E, num_out)``; no MLP over a radial basis, just the spline coefficients
+    (num_basis, num_out): cheap to evaluate and to differentiate.
+    """
+
+    def __init__(self, num_out: int, cutoff: float, num_basis: int = 10, envelope_exponent: int = 5):
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.num_basis = int(num_basis)
+        self.coefficients = nn.Parameter(torch.randn(num_basis, num_out) / math.sqrt(num_basis) * 2.0)
+        self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        basis = cubic_bspline_basis(r, self.num_basis, self.cutoff)
+        return (basis @ self.coefficients.to(r.dtype)) * self.envelope(r).unsqueeze(-1)
+
+
+class BesselBasis(nn.Module):
+    """sqrt(2/c) sin(n π r / c) / r, n = 1..num_basis (DimeNet / NequIP radial basis), times the envelope."""
+
+    def __init__(self, num_basis: int, cutoff: float, envelope_exponent: int = 5, trainable: bool = False):
+        super().__init__()
+        self.cutoff = float(cutoff)
+        freqs = math.pi * torch.arange(1, num_basis + 1, dtype=torch.float64) / cutoff
+        self.frequencies = nn.Parameter(freqs.float(), requires_grad=trainable)
+        self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        r = r.unsqueeze(-1)
+        out = math.sqrt(2.0 / self.cutoff) * torch.sin(self.frequencies.to(r.dtype) * r) / r
+        return out * self.envelope(r)

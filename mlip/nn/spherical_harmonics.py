@@ -1,0 +1,66 @@
+"""Real spherical harmonics up to l = 6 (and beyond), polynomial in (x, y, z): smooth and exact.
+
+Convention: Y_lm for m = -l..l, stacked l by l into (..., (lmax+1)^2); orthonormal on the sphere
+times sqrt(4π), so Y_00 = 1 and sum_m Y_lm(x)^2 = 2l + 1 ("component" normalisation).
+Condon-Shortley phase included. Parity: Y_l(-x) = (-1)^l Y_l(x).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def num_coefficients(lmax: int) -> int:
+    return (lmax + 1) ** 2
+
+
+def degree_index(lmax: int) -> torch.Tensor:
+    """(S,) the degree l of each of the (lmax+1)^2 coefficients."""
+    return torch.tensor([l for l in range(lmax + 1) for _ in range(2 * l + 1)], dtype=torch.long)
+
+
+def _norm(l: int, m: int) -> float:
+    """sqrt(4π) N_lm, with N_lm the orthonormalising factor of the real harmonic."""
+    n = math.sqrt((2 * l + 1) * math.factorial(l - m) / math.factorial(l + m))
+    return n * (math.sqrt(2.0) if m > 0 else 1.0)
+
+
+def spherical_harmonics(lmax: int, vectors: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Real spherical harmonics of ``vectors``.
+
+    Args:
+        lmax: highest degree.
+        vectors: (..., 3); unit vectors, or any vectors with ``normalize=True``.
+    Returns:
+        (..., (lmax+1)^2) in the dtype of ``vectors``.
+    """
+    if normalize:
+        vectors = vectors / vectors.norm(dim=-1, keepdim=True)
+    x, y, z = vectors[..., 0], vectors[..., 1], vectors[..., 2]
+    # Re/Im of (x + i y)^m: the azimuthal parts times sin(θ)^m, polynomial in x and y
+    cos_m = [torch.ones_like(x)]
+    sin_m = [torch.zeros_like(x)]
+    for m in range(1, lmax + 1):
+        cos_m.append(x * cos_m[m - 1] - y * sin_m[m - 1])
+        sin_m.append(x * sin_m[m - 1] + y * cos_m[m - 1])
+    # q[l][m] = P_l^m(z) / sin(θ)^m, by the usual three-term recursion in l
+    q: list[list[torch.Tensor]] = [[torch.ones_like(z)]]
+    for l in range(1, lmax + 1):
+        row: list[torch.Tensor] = []
+        for m in range(l + 1):
+            if m == l:
+                row.append(-(2 * l - 1) * q[l - 1][l - 1])
+            elif m == l - 1:
+                row.append((2 * l - 1) * z * q[l - 1][m])
+            else:
+                row.append(((2 * l - 1) * z * q[l - 1][m] - (l + m - 1) * q[l - 2][m]) / (l - m))
+        q.append(row)
+    out: list[torch.Tensor] = []
+    for l in range(lmax + 1):
+        for m in range(-l, l + 1):
+            a = abs(m)
+            angular = cos_m[a] if m >= 0 else sin_m[a]
+            out.append(_norm(l, a) * q[l][a] * angular)
+    return torch.stack(out, dim=-1)

@@ -1,0 +1,60 @@
+"""Tensor product of neighbour features with edge spherical harmonics, with learned per-edge path
+weights shared by groups ("heads") of channels.
+
+For each path p = (l1, l2, l3) with l1 + l2 + l3 even (parity kept, so E(3)-equivariant), and
+channel c in head h:
+    out_l3[c] += w_p,h * sum_ab C_p[a, b, :] x_l1[a, c] Y_l2[b]
+The couplings, Y and the weights of an edge collapse into one (S_out x S_in) matrix per head,
+M_h = sum_p w_p,h C_p(Y), applied to the head's channels by one batched product. With as many heads
+as channels this is the "uvu" product of NequIP / SevenNet; with few heads it is several times
+cheaper (the weights vary over distance and path, not over channel).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mlip.nn.constants import ExactBuffers
+from mlip.nn.so3 import coupling
+
+
+def parity_paths(lmax_in: int, lmax_sh: int, lmax_out: int) -> list[tuple[int, int, int]]:
+    """All (l1, l2, l3) allowed by the triangle rule with l1 + l2 + l3 even."""
+    return [(l1, l2, l3)
+            for l1 in range(lmax_in + 1) for l2 in range(lmax_sh + 1) for l3 in range(lmax_out + 1)
+            if abs(l1 - l2) <= l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0]
+
+
+class EdgeTensorProduct(ExactBuffers):
+    """forward(x (E, S_in, C), sh (E, S_sh), weights (E, P, H)) -> (E, S_out, C); H divides C."""
+
+    def __init__(self, lmax_in: int, lmax_sh: int, lmax_out: int):
+        super().__init__()
+        self.paths = parity_paths(lmax_in, lmax_sh, lmax_out)
+        s_in, s_sh, s_out = ((l + 1) ** 2 for l in (lmax_in, lmax_sh, lmax_out))
+        rows = sum(2 * l3 + 1 for _, _, l3 in self.paths)
+        table = torch.zeros(rows, s_in, s_sh, dtype=torch.float64)
+        row_path = torch.zeros(rows, dtype=torch.long)
+        gather_out = torch.zeros(s_out, rows, dtype=torch.float64)
+        r = 0
+        for p, (l1, l2, l3) in enumerate(self.paths):
+            c = coupling(l1, l2, l3)  # (2l1+1, 2l2+1, 2l3+1), unit norm
+            c = c * (2 * l3 + 1) ** 0.5  # each path contributes O(1) per output component
+            n3 = 2 * l3 + 1
+            table[r:r + n3, l1 * l1:(l1 + 1) ** 2, l2 * l2:(l2 + 1) ** 2] = c.permute(2, 0, 1)
+            row_path[r:r + n3] = p
+            gather_out[l3 * l3 + torch.arange(n3), r + torch.arange(n3)] = 1.0
+            r += n3
+        self.num_paths = len(self.paths)
+        self.register_exact("table", table)
+        self.register_buffer("row_path", row_path, persistent=False)
+        self.register_exact("gather_out", gather_out)
+
+    def forward(self, x: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[-1]
+        heads = weights.shape[-1]
+        width = channels // heads
+        a = torch.einsum("ris,es->eri", self.table, sh)  # (E, R, S_in): couplings contracted with Y
+        w = weights.index_select(1, self.row_path)  # (E, R, H)
+        m = torch.einsum("or,erhi->heoi", self.gather_out, w.unsqueeze(-1) * a.unsqueeze(2))  # (H, E, S_out, S_in)
+        return torch.cat([torch.bmm(m[h], x[:, :, h * width:(h + 1) * width]) for h in range(heads)], dim=2)

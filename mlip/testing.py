@@ -1,0 +1,62 @@
+"""Checks any potential or block can be put through (as e3nn.util.test does for e3nn modules).
+
+    equivariance_errors(model, data)      relative errors of E, F, σ under random rotations
+    assert_equivariant(model, data, rtol)
+    feature_equivariance_error(fn, x, lmax_in, lmax_out)   for blocks on (N, S, C) features
+    rotate(data, R)                        a rotated copy of an AtomicData
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mlip.nn.so3 import block_wigner_D, random_rotation
+
+
+def rotate(data, rotation: torch.Tensor):
+    """A copy of ``data`` with positions and cell rotated by ``rotation`` (3,3); the graph is kept
+    (rotations do not change which atoms are neighbours, nor the integer image shifts)."""
+    out = data.clone()
+    r = rotation.to(data.pos.dtype)
+    out.pos = data.pos @ r.T
+    out.cell = data.cell @ r.T
+    return out
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
+    scale = max(float(a.abs().max()), float(b.abs().max()), 1e-30)
+    return float((a - b).abs().max()) / scale
+
+
+def equivariance_errors(model, data, rotations: int = 3, seed: int = 0) -> dict:
+    """Worst relative error over random rotations: energy invariance, forces and stress equivariance."""
+    generator = torch.Generator().manual_seed(seed)
+    ref = model(data)
+    worst = {"energy": 0.0, "forces": 0.0, "stress": 0.0}
+    for _ in range(rotations):
+        r = random_rotation(dtype=data.pos.dtype, generator=generator)
+        out = model(rotate(data, r))
+        worst["energy"] = max(worst["energy"], _relative(out["energy"], ref["energy"]))
+        worst["forces"] = max(worst["forces"], _relative(out["forces"], ref["forces"] @ r.T))
+        if "stress" in ref and bool(ref["stress"].abs().max() > 0):
+            worst["stress"] = max(worst["stress"], _relative(out["stress"], r @ ref["stress"] @ r.T))
+    return worst
+
+
+def assert_equivariant(model, data, rtol: float = 1e-8, rotations: int = 3) -> dict:
+    errors = equivariance_errors(model, data, rotations)
+    bad = {k: v for k, v in errors.items() if v > rtol}
+    assert not bad, f"not equivariant to {rtol:g}: {bad}"
+    return errors
+
+
+def feature_equivariance_error(fn, x: torch.Tensor, lmax_in: int, lmax_out: int | None = None,
+                               rotation: torch.Tensor | None = None) -> float:
+    """Relative error of fn(D x) against D fn(x) for features x (N, S, C)."""
+    lmax_out = lmax_in if lmax_out is None else lmax_out
+    r = random_rotation(dtype=x.dtype) if rotation is None else rotation
+    d_in, d_out = block_wigner_D(lmax_in, r), block_wigner_D(lmax_out, r)
+    lhs = fn(torch.einsum("ab,nbc->nac", d_in, x))
+    rhs = torch.einsum("ab,nbc->nac", d_out, fn(x))
+    return _relative(lhs, rhs)

@@ -1,0 +1,101 @@
+"""Every equivariant block commutes with rotations (exactly, in float64); radial functions are smooth."""
+
+import pytest
+import torch
+
+from mlip.nn import (EdgeTensorProduct, GridProductMLP, PolynomialEnvelope, S2Grid, SO3Linear, SO3RMSNorm,
+                     block_wigner_D, coupling, cubic_bspline_basis, parity_paths, random_rotation,
+                     spherical_harmonics, wigner_D)
+from mlip.testing import feature_equivariance_error
+
+
+def features(lmax, channels=5, n=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, (lmax + 1) ** 2, channels, dtype=torch.float64, generator=g)
+
+
+@pytest.mark.parametrize("l1,l2,l3", [(1, 1, 2), (2, 2, 2), (1, 2, 3), (3, 3, 6), (2, 1, 1), (0, 4, 4)])
+def test_coupling_is_an_intertwiner(l1, l2, l3):
+    r = random_rotation()
+    c = coupling(l1, l2, l3)
+    a, b = torch.randn(2 * l1 + 1, dtype=torch.float64), torch.randn(2 * l2 + 1, dtype=torch.float64)
+    lhs = torch.einsum("abc,a,b->c", c, wigner_D(l1, r) @ a, wigner_D(l2, r) @ b)
+    rhs = wigner_D(l3, r) @ torch.einsum("abc,a,b->c", c, a, b)
+    torch.testing.assert_close(lhs, rhs, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError):
+        coupling(1, 1, 1)  # odd parity: no polar coupling
+
+
+def test_grid_round_trip_is_exact():
+    grid = S2Grid(4, degree=8).double()
+    x = features(4)
+    torch.testing.assert_close(grid.from_grid(grid.to_grid(x)), x, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("lmax", [1, 2, 3])
+def test_grid_mlp_is_exactly_equivariant(lmax):
+    torch.manual_seed(0)
+    mlp = GridProductMLP(lmax, 5, 11).double()
+    assert feature_equivariance_error(mlp, features(lmax), lmax) < 1e-12
+
+
+def test_grid_mlp_with_silu_would_not_be():
+    # the reason for the product nonlinearity: SiLU on the same grid breaks equivariance
+    torch.manual_seed(0)
+    mlp = GridProductMLP(2, 5, 11).double()
+
+    def silu_version(x):
+        g = mlp.grid.to_grid(x)
+        return mlp.grid.from_grid(mlp.out(torch.nn.functional.silu(mlp.left(g))))
+
+    assert feature_equivariance_error(silu_version, features(2), 2) > 1e-4
+
+
+def test_linear_and_norm_are_equivariant():
+    torch.manual_seed(0)
+    for block in (SO3Linear(3, 5, 6).double(), SO3RMSNorm(3, 5).double()):
+        assert feature_equivariance_error(block, features(3), 3) < 1e-12
+
+
+@pytest.mark.parametrize("heads", [1, 5])
+def test_edge_tensor_product_is_equivariant(heads):
+    torch.manual_seed(0)
+    tp = EdgeTensorProduct(2, 3, 2).double()
+    assert len(tp.paths) == len(parity_paths(2, 3, 2))
+    x = features(2, channels=5, n=9)
+    vec = torch.randn(9, 3, dtype=torch.float64)
+    w = torch.randn(9, tp.num_paths, heads, dtype=torch.float64)
+    r = random_rotation()
+    d2 = block_wigner_D(2, r)
+    out = tp(x, spherical_harmonics(3, vec), w)
+    rotated = tp(torch.einsum("ab,nbc->nac", d2, x), spherical_harmonics(3, vec @ r.T), w)
+    torch.testing.assert_close(rotated, torch.einsum("ab,nbc->nac", d2, out), atol=1e-12, rtol=0)
+
+
+def test_float32_model_moved_to_float64_has_exact_constants():
+    tp = EdgeTensorProduct(2, 2, 2)
+    assert tp.table.dtype == torch.float32
+    tp = tp.double()
+    exact = coupling(1, 1, 2) * 5**0.5
+    row = next(i for i, p in enumerate(tp.paths) if p == (1, 1, 2))
+    start = sum(2 * l3 + 1 for *_, l3 in tp.paths[:row])
+    torch.testing.assert_close(tp.table[start:start + 5, 1:4, 1:4], exact.permute(2, 0, 1), atol=1e-15, rtol=0)
+
+
+def test_bspline_partition_of_unity_and_smoothness():
+    r = torch.linspace(0, 5.0, 2001, dtype=torch.float64)
+    basis = cubic_bspline_basis(r, 10, 5.0)
+    torch.testing.assert_close(basis.sum(1), torch.ones_like(r))
+    # C2: second differences stay bounded across the knots (no kinks)
+    second = basis[2:] - 2 * basis[1:-1] + basis[:-2]
+    assert second.abs().max() < 1e-4
+
+
+def test_envelope_vanishes_smoothly_at_cutoff():
+    env = PolynomialEnvelope(4.0, exponent=5)
+    r = torch.tensor([3.999, 4.0, 4.5], dtype=torch.float64, requires_grad=True)
+    u = env(r)
+    (du,) = torch.autograd.grad(u.sum(), r)
+    assert u[1] == 0 and u[2] == 0 and abs(float(u[0])) < 1e-6
+    assert abs(float(du[0])) < 1e-4 and du[2] == 0
+    assert float(env(torch.tensor(0.0))) == 1.0
