@@ -57,12 +57,12 @@ class MLIPCalculator(Calculator):
         data = AtomicData.build(pos=atoms.get_positions(), atomic_numbers=atoms.get_atomic_numbers(),
                                 cell=np.asarray(atoms.get_cell()), pbc=atoms.get_pbc(),
                                 charge=self._charge_spin[0], spin=self._charge_spin[1]).to(self.device)
-        want_stress = "stress" in properties  # zero for structures without a volume
-        out = self.model(data, compute_forces=True, compute_stress=want_stress)
+        # always all three: one forward and backward gives them together, and ASE asks for them one
+        # by one (stress is zero for structures without a volume)
+        out = self.model(data, compute_forces=True, compute_stress=True)
         energy = float(out["energy"].detach().reshape(-1)[0])
         self.results["energy"] = energy
         self.results["free_energy"] = energy
         self.results["forces"] = out["forces"].detach().cpu().double().numpy()
-        if want_stress:
-            s = out["stress"].detach().cpu().double().numpy().reshape(3, 3)
-            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+        s = out["stress"].detach().cpu().double().numpy().reshape(3, 3)
+        self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
