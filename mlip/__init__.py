@@ -8,15 +8,17 @@ __version__ = "0.1.0"
 
 
 def load(path, device: str = "cpu"):
-    """A Potential from a file written by ``Potential.save`` (training checkpoints and exported
-    models join as their issues land)."""
+    """A Potential from a file written by ``Potential.save`` or a training checkpoint (which carries
+    the EMA weights, hyperparameters and statistics); exported models join with their issue."""
     import torch
 
     from mlip.models import build
 
     payload = torch.load(path, map_location=device, weights_only=False)
+    if isinstance(payload, dict) and isinstance(payload.get("mlip"), dict):
+        payload = payload["mlip"]  # a Lightning checkpoint written by mlip train
     if not isinstance(payload, dict) or payload.get("format") != "mlip-potential":
-        raise ValueError(f"{path}: not an mlip model file")
+        raise ValueError(f"{path}: not an mlip model file or training checkpoint")
     model = build(payload["name"], **payload["hyperparameters"]).to(getattr(torch, payload.get("dtype", "float32")))
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval()

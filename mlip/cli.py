@@ -1,4 +1,4 @@
-"""The `mlip` console script: prepare | info | quickstart (train, eval, relax, md, export follow)."""
+"""The `mlip` console script: train | eval | prepare | info | quickstart (relax, md, export follow)."""
 
 from __future__ import annotations
 
@@ -137,9 +137,34 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from mlip.train.run import compose, train
+
+    train(compose(args.overrides))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from mlip.train.run import compose, evaluate
+
+    evaluate(args.checkpoint, compose(args.overrides), out=args.out, split=args.split)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlip", description="Machine-learned interatomic potentials.")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a potential from the Hydra configs (configs/)")
+    p.add_argument("overrides", nargs="*", help="key=value or group=option, e.g. experiment=quickstart")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="metric table and parity plot of a checkpoint on a data split")
+    p.add_argument("checkpoint", help="training checkpoint or model file")
+    p.add_argument("overrides", nargs="*", help="data=... and other config overrides")
+    p.add_argument("--split", default="test", help="test (default), val or train")
+    p.add_argument("--out", default=None, help="parity plot path")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("info", help="read datasets, build graphs, print a statistics table")
     p.add_argument("paths", nargs="+", help="dataset files or directories")

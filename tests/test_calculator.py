@@ -5,16 +5,12 @@ from ase.build import bulk
 from ase.optimize import BFGS
 
 from mlip.calculator import MLIPCalculator
-from mlip.models import build
-from tests.models.structures import ethanol
+from tests.models.structures import ethanol, make
 
 
 @pytest.fixture
 def model():
-    torch.manual_seed(0)
-    model = build("facet", preset="small", charge_spin=True, species=[1, 6, 8, 14]).double()
-    torch.nn.init.normal_(model.charge_spin.charge.weight)
-    return model
+    return make("facet", charge_spin=True, species=[1, 6, 8, 14])
 
 
 def test_recomputes_on_charge_and_spin_changes(model):

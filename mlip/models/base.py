@@ -64,8 +64,15 @@ class Potential(nn.Module):
         return self.reference_energies.dtype
 
     def set_statistics(self, reference_energies: Optional[Dict[int, float]] = None, scale: float = 1.0,
-                       shift: float = 0.0) -> None:
-        """Per-element reference energies (eV), and scale (eV) and shift (eV/atom) of the output."""
+                       shift: float = 0.0, avg_num_neighbors: Optional[float] = None) -> None:
+        """Per-element reference energies (eV), scale (eV) and shift (eV/atom) of the output, and
+        the average neighbour count that normalises messages (for architectures that use one)."""
+        if avg_num_neighbors is not None:
+            users = [m for m in self.modules() if hasattr(m, "avg_num_neighbors")]
+            for module in users:
+                module.avg_num_neighbors = float(avg_num_neighbors)
+            if users:  # so that mlip.load rebuilds the same model
+                self.hyperparameters["avg_num_neighbors"] = float(avg_num_neighbors)
         ref = torch.zeros(NUM_ELEMENTS, dtype=torch.float64)
         for z, e in (reference_energies or {}).items():
             ref[int(z)] = float(e)

@@ -96,6 +96,7 @@ class Facet(Potential):
             for _ in range(num_layers)
         ])
         self.readout = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.readout[-1].weight)  # an untrained model starts at the reference energies
 
     def atom_energies(self, atomic_numbers, edge_index, edge_vec, batch, num_graphs, charge, spin):
         r = edge_vec.norm(dim=-1)

@@ -10,22 +10,12 @@ import torch
 from mlip.calculator import MLIPCalculator
 from mlip.data import AtomicData
 from mlip.graph import build_graph, collate
-from mlip.models import build, registered
+from mlip.models import registered
 from mlip.testing import equivariance_errors
-from tests.models.structures import STRUCTURES, data
+from tests.models.structures import STRUCTURES, data, make
 
 # TransIP learns equivariance instead of building it in: it reports its error (issue 8)
 NOT_EXACTLY_EQUIVARIANT = {"transip"}
-REFERENCE_ENERGIES = {1: -13.6, 6: -1029.5, 8: -2041.8, 14: -107.2, 29: -1352.0, 72: -401.3}
-
-
-def make(name, dtype=torch.float64, **overrides):
-    torch.manual_seed(0)
-    model = build(name, preset="small", **overrides).to(dtype)
-    model.set_statistics(REFERENCE_ENERGIES, scale=1.7, shift=-0.2)
-    return model.eval()
-
-
 @pytest.fixture(params=registered())
 def name(request):
     return request.param

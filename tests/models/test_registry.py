@@ -3,7 +3,7 @@ import torch
 
 import mlip
 from mlip.models import build, registered
-from tests.models.structures import data
+from tests.models.structures import data, make
 
 
 def test_registry_and_presets():
@@ -24,7 +24,7 @@ def test_mp_preset_is_sevennet_sized():
 
 def test_save_and_load_round_trip(tmp_path):
     torch.manual_seed(0)
-    model = build("facet", preset="small", species=[1, 6, 8]).double()
+    model = make("facet", species=[1, 6, 8])
     model.set_statistics({1: -13.6, 6: -1029.5, 8: -2041.8}, scale=2.0, shift=0.1)
     path = tmp_path / "model.pt"
     model.save(path)
@@ -44,9 +44,7 @@ def test_unknown_element_is_named():
 
 def test_charge_and_spin_change_the_energy():
     torch.manual_seed(0)
-    model = build("facet", preset="small", charge_spin=True).double().eval()
-    torch.nn.init.normal_(model.charge_spin.charge.weight)
-    torch.nn.init.normal_(model.charge_spin.spin.weight)
+    model = make("facet", charge_spin=True)
     d = data("ethanol")
     e0 = model(d)["energy"]
     d.charge = torch.tensor([1])

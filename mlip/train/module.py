@@ -1,0 +1,161 @@
+"""PotentialModule: the LightningModule that trains any mlip Potential on energies, forces, stress."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from typing import Optional
+
+import lightning as L
+import numpy as np
+import torch
+
+from mlip.train.loss import PotentialLoss
+from mlip.train.metrics import ErrorMetrics
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or inf; the message names the batch's structures."""
+
+
+def model_payload(model) -> dict:
+    """What mlip.load needs to rebuild ``model`` without any config file."""
+    return {"format": "mlip-potential", "version": 1, "name": model.name, "hyperparameters": model.hyperparameters,
+            "dtype": str(model.dtype).replace("torch.", ""), "state_dict": model.state_dict()}
+
+
+class PotentialModule(L.LightningModule):
+    """Training, validation and test steps for a Potential.
+
+    Args:
+        model: the Potential. loss: a PotentialLoss.
+        lr, weight_decay: AdamW. warmup_steps: linear warm-up of the learning rate.
+        scheduler: "cosine" (to ``min_lr_ratio`` * lr at the last step), "plateau" (reduce by
+            ``plateau_factor`` after ``plateau_patience`` epochs without improvement of val/loss)
+            or "constant".
+        ema_decay: exponential moving average of the weights, used for validation, test and the
+            exported model (None or 0: off).
+    """
+
+    def __init__(self, model, loss: Optional[PotentialLoss] = None, lr: float = 1e-3, weight_decay: float = 0.0,
+                 warmup_steps: int = 0, scheduler: str = "cosine", min_lr_ratio: float = 0.01,
+                 plateau_patience: int = 10, plateau_factor: float = 0.5, ema_decay: Optional[float] = 0.99):
+        super().__init__()
+        if scheduler not in ("cosine", "plateau", "constant"):
+            raise ValueError(f"scheduler must be cosine, plateau or constant, got {scheduler!r}")
+        self.model = model
+        self.loss_fn = loss or PotentialLoss()
+        self.lr, self.weight_decay = lr, weight_decay
+        self.warmup_steps, self.scheduler_name = warmup_steps, scheduler
+        self.min_lr_ratio = min_lr_ratio
+        self.plateau_patience, self.plateau_factor = plateau_patience, plateau_factor
+        self.ema_decay = ema_decay or 0.0
+        self.ema = None
+        if self.ema_decay:
+            self.ema = copy.deepcopy(model)
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
+        self.metrics = {"train": ErrorMetrics(), "val": ErrorMetrics(), "test": ErrorMetrics()}
+
+    @property
+    def evaluation_model(self):
+        return self.ema if self.ema is not None else self.model
+
+    # -- steps ----------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        out = self.model(batch)
+        losses = self.loss_fn(out, batch)
+        if not bool(torch.isfinite(losses["loss"])):
+            names = getattr(batch, "name", None)
+            raise NonFiniteLossError(
+                f"loss is {float(losses['loss'])} at step {self.global_step} (epoch {self.current_epoch}); batch "
+                f"structures (dataset indices) {batch.idx.tolist()}" + (f", names {list(names)[:10]}" if names else "")
+                + "; the last good checkpoint is kept")
+        self.metrics["train"].update(out, batch)
+        size = int(batch.num_graphs)
+        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size)
+        for key, value in losses.items():
+            if key != "loss":
+                self.log(f"train/{key}", value, batch_size=size)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=size)
+        return losses["loss"]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema is None:
+            return
+        with torch.no_grad():
+            d = self.ema_decay
+            for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                e.mul_(d).add_(p.detach(), alpha=1 - d)
+            for e, b in zip(self.ema.buffers(), self.model.buffers()):
+                e.copy_(b)
+
+    def _evaluate(self, batch, stage: str):
+        model = self.evaluation_model
+        training = model.training
+        model.eval()
+        with torch.enable_grad():  # forces and stress are gradients
+            out = model(batch)
+        model.train(training)
+        losses = self.loss_fn(out, batch)
+        self.metrics[stage].update(out, batch)
+        self.log(f"{stage}/loss", losses["loss"], prog_bar=stage == "val", batch_size=int(batch.num_graphs),
+                 sync_dist=True)
+        return out
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test")
+
+    def _log_metrics(self, stage: str) -> None:
+        values = self.metrics[stage].compute()
+        self.metrics[stage].reset()
+        for key, value in values.items():
+            self.log(f"{stage}/{key}", value, prog_bar=stage == "val" and key == "forces_mae", sync_dist=True)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    # -- optimisation ---------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        warmup = max(0, int(self.warmup_steps))
+        if self.scheduler_name == "plateau":
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=self.plateau_factor,
+                                                                 patience=self.plateau_patience)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": plateau, "monitor": "val/loss", "interval": "epoch"}}
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer is not None else 1
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if self.scheduler_name == "constant":
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["mlip"] = model_payload(self.evaluation_model)
+        checkpoint["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                             "python": random.getstate()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        rng = checkpoint.get("rng")
+        if rng is not None:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])

@@ -1,0 +1,75 @@
+"""Figures people look at: learning curves and parity plots (PNG, matplotlib's Agg backend)."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learning_curve(metrics_csv: str, out_png: str) -> str:
+    """Train and validation loss and validation force MAE against epoch, from Lightning's CSV log."""
+    rows = list(csv.DictReader(open(metrics_csv)))
+
+    def series(key):
+        pts = [(float(r["epoch"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
+        return np.array(pts).reshape(-1, 2)
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("train/loss_epoch", "train loss"), ("train/loss", "train loss"), ("val/loss", "val loss")):
+        pts = series(key)
+        if len(pts) and not (label == "train loss" and key == "train/loss" and len(series("train/loss_epoch"))):
+            axes[0].plot(pts[:, 0], pts[:, 1], label=label)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    axes[0].legend()
+    for key, label in (("train/forces_mae", "train"), ("val/forces_mae", "val")):
+        pts = series(key)
+        if len(pts):
+            axes[1].plot(pts[:, 0], 1000 * pts[:, 1], label=label)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("force MAE (meV/Å)")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png
+
+
+def parity(predicted: dict, reference: dict, out_png: str, title: str = "") -> str:
+    """Predicted against reference energy per atom (eV/atom) and force components (eV/Å)."""
+    plt = _pyplot()
+    panels = [(k, u) for k, u in (("energy_per_atom", "eV/atom"), ("forces", "eV/Å"), ("stress", "eV/Å³"))
+              if k in predicted and len(predicted[k])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.2), squeeze=False)
+    for ax, (key, unit) in zip(axes[0], panels):
+        p, r = np.asarray(predicted[key]).ravel(), np.asarray(reference[key]).ravel()
+        ok = np.isfinite(r)
+        p, r = p[ok], r[ok]
+        ax.scatter(r, p, s=4, alpha=0.5)
+        lo, hi = float(min(r.min(), p.min())), float(max(r.max(), p.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        mae = np.abs(p - r).mean()
+        ax.set_title(f"{key}: MAE {mae:.4g} {unit}")
+        ax.set_xlabel(f"reference ({unit})")
+        ax.set_ylabel(f"predicted ({unit})")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(out_png) or ".", exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png

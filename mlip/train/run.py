@@ -1,0 +1,189 @@
+"""`mlip train` and `mlip eval`: Hydra configs in, checkpoints, logs, metrics and plots out."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+CONFIG_DIR = Path(os.environ.get("MLIP_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
+
+
+def compose(overrides: list[str]):
+    """The resolved-able config for ``overrides`` (``key=value``, ``group=option``)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    if not CONFIG_DIR.is_dir():
+        raise FileNotFoundError(f"no config folder at {CONFIG_DIR}; set MLIP_CONFIG_DIR")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))
+
+
+def new_run_dir(root: str, name: str) -> Path:
+    """runs/<name>/<timestamp>, never an existing directory."""
+    base = Path(root) / name / time.strftime("%Y%m%d-%H%M%S")
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+            path = Path(f"{base}-{k}")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def apply_statistics(model, stats: dict, cfg) -> dict:
+    """Reference energies (linear regression), scale (force RMS or a number), shift (a number,
+    eV/atom; 0 by default since the reference energies take the mean) and the average neighbour
+    count, all from the training split."""
+    refs = stats["reference_energies"] if cfg.get("reference_energies", True) else {}
+    scale = cfg.get("scale", "force_rms")
+    scale = float(stats["force_rms"] or 1.0) if scale == "force_rms" else float(scale)
+    shift = float(cfg.get("shift", 0.0))
+    model.set_statistics(refs, scale=scale, shift=shift, avg_num_neighbors=stats["avg_num_neighbors"])
+    return {"reference_energies": refs, "scale": scale, "shift": shift,
+            "avg_num_neighbors": stats["avg_num_neighbors"]}
+
+
+def predictions(model, dataset, cutoff: float, batch_size: int = 16, max_neighbors=None) -> tuple[dict, dict]:
+    """Model predictions and references over ``dataset`` as flat numpy arrays."""
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+
+    from mlip.graph import collate
+
+    model.eval()
+    pred = {"energy": [], "energy_per_atom": [], "forces": [], "stress": []}
+    ref = {k: [] for k in pred}
+    loader = DataLoader(dataset, batch_size=batch_size,
+                        collate_fn=partial(collate, cutoff=cutoff, max_neighbors=max_neighbors))
+    for batch in loader:
+        out = model(batch)
+        n = batch.natoms.double()
+        pred["energy"].append(out["energy"].detach().double())
+        pred["energy_per_atom"].append(out["energy"].detach().double() / n)
+        pred["forces"].append(out["forces"].detach().double().reshape(-1))
+        ref["energy"].append(batch.energy.double() if "energy" in batch else torch.full_like(n, float("nan")))
+        ref["energy_per_atom"].append(ref["energy"][-1] / n)
+        ref["forces"].append(batch.forces.double().reshape(-1) if "forces" in batch
+                             else torch.full_like(pred["forces"][-1], float("nan")))
+        if "stress" in batch and bool(batch.pbc.all()):
+            pred["stress"].append(out["stress"].detach().double().reshape(-1))
+            ref["stress"].append(batch.stress.double().reshape(-1))
+    cat = {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in pred.items()}
+    cat_ref = {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in ref.items()}
+    return cat, cat_ref
+
+
+def error_table(pred: dict, ref: dict) -> dict:
+    out = {}
+    for key in pred:
+        ok = np.isfinite(ref[key])
+        if ok.any():
+            diff = pred[key][ok] - ref[key][ok]
+            out[f"{key}_mae"] = float(np.abs(diff).mean())
+            out[f"{key}_rmse"] = float(np.sqrt((diff ** 2).mean()))
+    return out
+
+
+def format_table(metrics: dict, title: str) -> str:
+    units = {"energy": ("meV", 1000), "energy_per_atom": ("meV/atom", 1000), "forces": ("meV/Å", 1000),
+             "stress": ("meV/Å³", 1000)}
+    lines = [title, f"{'quantity':<18}{'MAE':>12}{'RMSE':>12}  unit"]
+    for key, (unit, factor) in units.items():
+        if f"{key}_mae" in metrics:
+            lines.append(f"{key:<18}{metrics[f'{key}_mae'] * factor:>12.3f}{metrics[f'{key}_rmse'] * factor:>12.3f}  {unit}")
+    return "\n".join(lines)
+
+
+def train(cfg) -> dict:
+    """Train from a composed config; returns a summary (paths and test metrics)."""
+    import lightning as L
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from omegaconf import OmegaConf
+
+    from mlip.train.checkpoint import AtomicCheckpointIO
+    from mlip.train.module import PotentialModule
+    from mlip.train.plots import learning_curve, parity
+
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if cfg.get("resume"):
+        run_dir = Path(cfg.resume).resolve().parent.parent  # <run>/checkpoints/last.ckpt
+    else:
+        run_dir = new_run_dir(cfg.run_dir, cfg.name)
+    _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    model = instantiate(cfg.model)
+    datamodule = instantiate(cfg.data)
+    datamodule.cutoff, datamodule.max_neighbors = model.cutoff, model.max_neighbors
+    loss = instantiate(cfg.loss)
+    datamodule.check(loss.required_targets())
+    stats = datamodule.compute_statistics(model.cutoff)
+    applied = apply_statistics(model, stats, cfg.statistics)
+    _write_atomic(run_dir / "statistics.json", json.dumps({"training_split": stats, "applied": applied},
+                                                          indent=1, default=str))
+    if cfg.trainer.get("precision") in ("64", "64-true", 64):
+        model = model.double()
+    module = PotentialModule(model, loss=loss, **cfg.optim)
+    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=cfg.checkpoint.monitor,
+                                  mode="min", save_top_k=1, save_last=True,
+                                  every_n_train_steps=cfg.checkpoint.get("every_n_train_steps"))
+    trainer = L.Trainer(**cfg.trainer, default_root_dir=str(run_dir), callbacks=[checkpoints],
+                        logger=[CSVLogger(str(run_dir), name="logs", version=""),
+                                TensorBoardLogger(str(run_dir), name="tensorboard", version="")],
+                        plugins=[AtomicCheckpointIO()])
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume"))
+    summary = {"run_dir": str(run_dir), "best": checkpoints.best_model_path, "last": checkpoints.last_model_path}
+    if trainer.is_global_zero:
+        metrics_csv = run_dir / "logs" / "metrics.csv"
+        if metrics_csv.exists():
+            summary["learning_curve"] = learning_curve(str(metrics_csv), str(run_dir / "learning_curve.png"))
+        split = "test" if "test" in datamodule.splits else "val"
+        if split in datamodule.splits:
+            from mlip import load
+
+            best = load(checkpoints.best_model_path or checkpoints.last_model_path)
+            pred, ref = predictions(best, datamodule.splits[split], model.cutoff, datamodule.val_batch_size,
+                                    model.max_neighbors)
+            summary[f"{split}_metrics"] = error_table(pred, ref)
+            summary["parity"] = parity(pred, ref, str(run_dir / f"parity_{split}.png"), title=f"{cfg.name}: {split} split")
+            print(format_table(summary[f"{split}_metrics"], f"\n{split} split ({len(datamodule.splits[split])} "
+                                                             f"structures), best checkpoint:"))
+        _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1))
+        print(f"run directory: {run_dir}")
+    return summary
+
+
+def evaluate(checkpoint: str, cfg, out: Optional[str] = None, split: str = "test") -> dict:
+    """Metrics of a checkpoint or model file on a split of ``cfg.data``; writes a parity plot."""
+    from hydra.utils import instantiate
+
+    from mlip import load
+    from mlip.train.plots import parity
+
+    model = load(checkpoint)
+    datamodule = instantiate(cfg.data)
+    splits = datamodule.build_splits()
+    if split not in splits:
+        split = "test" if "test" in splits else ("val" if "val" in splits else "train")
+    pred, ref = predictions(model, splits[split], model.cutoff, datamodule.val_batch_size, model.max_neighbors)
+    metrics = error_table(pred, ref)
+    out = out or str(Path(checkpoint).with_name(f"parity_{split}_{Path(checkpoint).stem}.png"))
+    parity(pred, ref, out, title=f"{Path(checkpoint).name}: {split} split")
+    print(format_table(metrics, f"{checkpoint} on the {split} split ({len(splits[split])} structures):"))
+    print(f"parity plot: {out}")
+    return {"metrics": metrics, "parity": out, "split": split}
