@@ -8,7 +8,8 @@ from typing import Optional
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, Sampler
 
 from mlip.data import DataError, compute_statistics, open_dataset, read_indices
 from mlip.data.readers import IndexedFrames
@@ -23,6 +24,24 @@ def check_targets(dataset, required, name: str) -> None:
             raise DataError(f"the {name} split has no '{key}' targets, which the loss weights ask for "
                             f"(set loss.{key}_weight=0 to train without them)",
                             getattr(dataset, "path", None), int(first.idx) if "idx" in first else 0, key)
+
+
+class EpochShuffleSampler(Sampler):
+    """A new random order each epoch that depends only on (seed, epoch): a run resumed from a
+    checkpoint sees the same batches as one that never stopped. Lightning calls ``set_epoch``."""
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class AtomicDataModule(L.LightningDataModule):
@@ -114,7 +133,8 @@ class AtomicDataModule(L.LightningDataModule):
     def _loader(self, which: str, shuffle: bool, batch_size: int):
         if self.cutoff is None:
             raise RuntimeError("AtomicDataModule.cutoff must be set (to the model's cutoff) before loading")
-        return DataLoader(self.splits[which], batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+        sampler = EpochShuffleSampler(len(self.splits[which]), self.split_seed) if shuffle else None
+        return DataLoader(self.splits[which], batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
                           collate_fn=partial(collate, cutoff=self.cutoff, max_neighbors=self.max_neighbors),
                           persistent_workers=self.num_workers > 0)
 

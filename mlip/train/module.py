@@ -150,12 +150,16 @@ class PotentialModule(L.LightningModule):
     # -- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["mlip"] = model_payload(self.evaluation_model)
-        checkpoint["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        # plain tensors and Python types only, so that torch.load(weights_only=True) reads them
+        checkpoint["rng"] = {"torch": torch.get_rng_state(),
+                             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
                              "python": random.getstate()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         rng = checkpoint.get("rng")
         if rng is not None:
             torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
+            kind, keys, pos, has_gauss, gauss = rng["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in rng["python"]))

@@ -17,9 +17,11 @@ def _pyplot():
     return plt
 
 
-def learning_curve(metrics_csv: str, out_png: str) -> str:
-    """Train and validation loss and validation force MAE against epoch, from Lightning's CSV log."""
-    rows = list(csv.DictReader(open(metrics_csv)))
+def learning_curve(metrics_csvs, out_png: str) -> str:
+    """Train and validation loss and force MAE against epoch, from Lightning's CSV logs (one file, or
+    a list: a run and its resumes, in order)."""
+    files = [metrics_csvs] if isinstance(metrics_csvs, str) else list(metrics_csvs)
+    rows = [row for path in files for row in csv.DictReader(open(path))]
 
     def series(key):
         pts = [(float(r["epoch"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]

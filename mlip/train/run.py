@@ -14,15 +14,24 @@ import torch
 CONFIG_DIR = Path(os.environ.get("MLIP_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
 
 
+def _add_or_override(override: str) -> str:
+    """``a.b=c`` -> ``++a.b=c`` so any argument of a target (model.channels, trainer.max_steps) can be
+    set whether or not its YAML file lists it; group choices (``data=rmd17``) are left alone."""
+    key = override.split("=", 1)[0]
+    if "=" in override and "." in key and not key.startswith(("+", "~")):
+        return "++" + override
+    return override
+
+
 def compose(overrides: list[str]):
-    """The resolved-able config for ``overrides`` (``key=value``, ``group=option``)."""
+    """The config for ``overrides`` (``key=value``, ``group=option``), as `mlip train` sees it."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     if not CONFIG_DIR.is_dir():
         raise FileNotFoundError(f"no config folder at {CONFIG_DIR}; set MLIP_CONFIG_DIR")
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides))
+        return hydra_compose("config", overrides=[_add_or_override(o) for o in overrides])
 
 
 def new_run_dir(root: str, name: str) -> Path:
@@ -109,6 +118,14 @@ def format_table(metrics: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def metric_logs(run_dir) -> list[str]:
+    """The run's CSV metric logs in order: the first run's, then each resume's."""
+    logs = Path(run_dir) / "logs"
+    first = [logs / "metrics.csv"] if (logs / "metrics.csv").exists() else []
+    resumes = sorted(logs.glob("resume-*/metrics.csv"), key=lambda p: int(p.parent.name.split("-")[1]))
+    return [str(p) for p in first + resumes]
+
+
 def train(cfg) -> dict:
     """Train from a composed config; returns a summary (paths and test metrics)."""
     import lightning as L
@@ -122,11 +139,14 @@ def train(cfg) -> dict:
     from mlip.train.plots import learning_curve, parity
 
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    log_version = ""
     if cfg.get("resume"):
         run_dir = Path(cfg.resume).resolve().parent.parent  # <run>/checkpoints/last.ckpt
+        log_version = f"resume-{len(list((run_dir / 'logs').glob('resume-*'))) + 1}"  # earlier logs stay
+        _write_atomic(run_dir / f"config.{log_version}.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     else:
         run_dir = new_run_dir(cfg.run_dir, cfg.name)
-    _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     model = instantiate(cfg.model)
     datamodule = instantiate(cfg.data)
     datamodule.cutoff, datamodule.max_neighbors = model.cutoff, model.max_neighbors
@@ -143,15 +163,15 @@ def train(cfg) -> dict:
                                   mode="min", save_top_k=1, save_last=True,
                                   every_n_train_steps=cfg.checkpoint.get("every_n_train_steps"))
     trainer = L.Trainer(**cfg.trainer, default_root_dir=str(run_dir), callbacks=[checkpoints],
-                        logger=[CSVLogger(str(run_dir), name="logs", version=""),
-                                TensorBoardLogger(str(run_dir), name="tensorboard", version="")],
+                        logger=[CSVLogger(str(run_dir), name="logs", version=log_version),
+                                TensorBoardLogger(str(run_dir), name="tensorboard", version=log_version)],
                         plugins=[AtomicCheckpointIO()])
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume"))
     summary = {"run_dir": str(run_dir), "best": checkpoints.best_model_path, "last": checkpoints.last_model_path}
     if trainer.is_global_zero:
-        metrics_csv = run_dir / "logs" / "metrics.csv"
-        if metrics_csv.exists():
-            summary["learning_curve"] = learning_curve(str(metrics_csv), str(run_dir / "learning_curve.png"))
+        logs = metric_logs(run_dir)
+        if logs:
+            summary["learning_curve"] = learning_curve(logs, str(run_dir / "learning_curve.png"))
         split = "test" if "test" in datamodule.splits else "val"
         if split in datamodule.splits:
             from mlip import load

@@ -1,0 +1,104 @@
+"""End-to-end training runs on the bundled rMD17 ethanol, kept tiny."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mlip
+from mlip.cli import main
+from mlip.data import DataError
+from mlip.train.module import NonFiniteLossError, PotentialModule
+from mlip.train.run import compose, metric_logs, train
+
+TINY = ["experiment=quickstart", "data.train_size=24", "model.radial_heads=2", "data.val_fraction=0.01", "data.batch_size=4",
+        "data.test=null", "model.channels=8", "model.hidden=16", "model.num_layers=1",
+        "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "optim.warmup_steps=2"]
+
+
+def run(tmp_path, *extra):
+    return train(compose(TINY + [f"run_dir={tmp_path}", *extra]))
+
+
+def losses(run_dir):
+    rows = [r for path in metric_logs(run_dir) for r in csv.DictReader(open(path))]
+    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+
+
+def test_training_writes_everything(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    summary = run(tmp_path, "trainer.max_epochs=2")
+    run_dir = Path(summary["run_dir"])
+    for name in ("config.yaml", "statistics.json", "summary.json", "learning_curve.png", "parity_val.png",
+                 "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv"):
+        assert (run_dir / name).exists(), name
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    config = (run_dir / "config.yaml").read_text()
+    assert "train_size: 24" in config and "_target_: mlip.models.build" in config
+    stats = json.loads((run_dir / "statistics.json").read_text())
+    assert stats["training_split"]["n_structures"] == 24  # statistics from the training split only
+    # the checkpoint alone rebuilds the model: hyperparameters, statistics, EMA weights
+    model = mlip.load(run_dir / "checkpoints" / "best.ckpt")
+    assert model.hyperparameters["channels"] == 8
+    assert model.hyperparameters["avg_num_neighbors"] == pytest.approx(stats["applied"]["avg_num_neighbors"])
+    assert float(model.reference_energies[6]) == pytest.approx(float(stats["applied"]["reference_energies"]["6"]))
+    assert len(losses(run_dir)) >= 2 and all(np.isfinite(losses(run_dir)))
+    # a second run never overwrites the first
+    second = run(tmp_path, "trainer.max_epochs=1")
+    assert second["run_dir"] != summary["run_dir"] and (run_dir / "checkpoints" / "best.ckpt").exists()
+
+
+def test_eval_prints_table_and_writes_parity(tmp_path, data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    summary = run(tmp_path, "trainer.max_epochs=1")
+    out = tmp_path / "parity.png"
+    assert main(["eval", summary["best"], "data=rmd17", "data.test=" + str(data_dir / "rmd17" / "rmd17_ethanol_test_01.npz"),
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "forces" in text and "meV/Å" in text and "1000 structures" in text
+    assert out.exists() and out.stat().st_size > 10_000
+
+
+def losses_by_step(run_dir):
+    """step -> train loss over a run and its resumes; a resume's values replace the killed run's."""
+    out = {}
+    for path in metric_logs(run_dir):
+        for r in csv.DictReader(open(path)):
+            if r.get("train/loss"):
+                out[int(r["step"])] = float(r["train/loss"])
+    return [out[k] for k in sorted(out)]
+
+
+def test_resume_after_a_kill_gives_the_same_loss_curve(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    full = run(tmp_path / "full", "trainer.max_epochs=4")
+
+    def killed(self):
+        if self.current_epoch == 2:
+            raise RuntimeError("killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(PotentialModule, "on_train_epoch_start", killed, raising=False)
+        with pytest.raises(RuntimeError, match="killed"):
+            run(tmp_path / "part", "trainer.max_epochs=4")
+    (run_dir,) = (tmp_path / "part" / "quickstart").iterdir()
+    resumed = run(tmp_path / "part", "trainer.max_epochs=4", f"resume={run_dir / 'checkpoints' / 'last.ckpt'}")
+    assert Path(resumed["run_dir"]) == run_dir
+    full_curve = losses_by_step(full["run_dir"])
+    assert len(full_curve) == 24
+    np.testing.assert_allclose(losses_by_step(run_dir), full_curve, rtol=1e-6)
+
+
+def test_missing_target_is_named_at_start_up(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    with pytest.raises(DataError, match=r"rmd17_ethanol_train_01.npz.*key 'stress'.*stress_weight=0"):
+        run(tmp_path, "trainer.max_epochs=1", "loss.stress_weight=1.0")
+
+
+def test_nan_loss_names_the_structures(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    with pytest.raises(NonFiniteLossError, match=r"structures \(dataset indices\) \[\d+, \d+, \d+, \d+\]"):
+        run(tmp_path, "trainer.max_epochs=1", "optim.lr=1e30", "trainer.gradient_clip_val=null")
