@@ -117,6 +117,14 @@ def cmd_quickstart(args) -> int:
     total = sum(r["n_structures"] for r in rows)
     seconds = sum(r["seconds"] for r in rows)
     print(f"\n{len(rows)} datasets, {total} frames read, validated and turned into graphs in {seconds:.1f} s")
+    if args.data_only:
+        return 0
+    from mlip.train.run import compose, train
+
+    print("\nmlip quickstart: training Facet on rMD17 ethanol (configs/experiment/quickstart.yaml), "
+          "then testing it on test_01 and plotting")
+    overrides = ["experiment=quickstart", f"data.root={os.path.abspath(root)}/rmd17", *args.overrides]
+    train(compose(overrides))
     return 0
 
 
@@ -175,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("quickstart", help="the bundled-data walk-through (see README)")
+    p.add_argument("overrides", nargs="*", help="training config overrides, e.g. trainer.max_epochs=5")
     p.add_argument("--data", default="data", help="the bundled data folder")
+    p.add_argument("--data-only", action="store_true", help="only read the datasets and print the table")
     p.add_argument("--cutoff", type=float, default=5.0, help="graph cutoff, Å")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_quickstart)

@@ -9,7 +9,7 @@ from mlip.cli import BUNDLED, main
 
 
 def test_quickstart_reads_every_bundled_dataset(data_dir, capsys):
-    assert main(["quickstart", "--data", str(data_dir), "-q"]) == 0
+    assert main(["quickstart", "--data", str(data_dir), "-q", "--data-only"]) == 0
     out = capsys.readouterr().out
     for name, _, _ in BUNDLED:
         assert name in out

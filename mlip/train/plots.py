@@ -24,14 +24,18 @@ def learning_curve(metrics_csvs, out_png: str) -> str:
     rows = [row for path in files for row in csv.DictReader(open(path))]
 
     def series(key):
-        pts = [(float(r["epoch"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
-        return np.array(pts).reshape(-1, 2)
+        """(epoch, mean of the values logged in that epoch) pairs: step losses become one point."""
+        by_epoch: dict = {}
+        for r in rows:
+            if r.get(key) not in (None, ""):
+                by_epoch.setdefault(int(float(r["epoch"])), []).append(float(r[key]))
+        return np.array([(e, np.mean(v)) for e, v in sorted(by_epoch.items())]).reshape(-1, 2)
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("train/loss_epoch", "train loss"), ("train/loss", "train loss"), ("val/loss", "val loss")):
+    for key, label in (("train/loss", "train loss (epoch mean)"), ("val/loss", "val loss")):
         pts = series(key)
-        if len(pts) and not (label == "train loss" and key == "train/loss" and len(series("train/loss_epoch"))):
+        if len(pts):
             axes[0].plot(pts[:, 0], pts[:, 1], label=label)
     axes[0].set_yscale("log")
     axes[0].set_xlabel("epoch")
@@ -68,6 +72,8 @@ def parity(predicted: dict, reference: dict, out_png: str, title: str = "") -> s
         ax.set_title(f"{key}: MAE {mae:.4g} {unit}")
         ax.set_xlabel(f"reference ({unit})")
         ax.set_ylabel(f"predicted ({unit})")
+        ax.locator_params(nbins=5)
+        ax.tick_params(axis="x", labelrotation=30)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
