@@ -28,9 +28,17 @@ def check_targets(dataset, required, name: str) -> None:
 
 class EpochShuffleSampler(Sampler):
     """A new random order each epoch that depends only on (seed, epoch): a run resumed from a
-    checkpoint sees the same batches as one that never stopped. Lightning calls ``set_epoch``."""
+    checkpoint sees the same batches as one that never stopped. Lightning calls ``set_epoch``.
 
-    def __init__(self, size: int, seed: int = 0):
+    Under DDP each of the ``world_size`` processes takes every world_size-th index of the epoch's
+    order (padded to a multiple), so that the processes' batches together are exactly the batch a
+    single process would draw with world_size times the batch size.
+    """
+
+    def __init__(self, size: int, seed: int = 0, rank: Optional[int] = None, world_size: Optional[int] = None):
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.world_size = world_size or (torch.distributed.get_world_size() if distributed else 1)
+        self.rank = rank if rank is not None else (torch.distributed.get_rank() if distributed else 0)
         self.size, self.seed, self.epoch = size, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -38,10 +46,14 @@ class EpochShuffleSampler(Sampler):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        order = torch.randperm(self.size, generator=generator).tolist()
+        if self.world_size > 1:
+            order += order[: len(self) * self.world_size - self.size]
+            order = order[self.rank::self.world_size]
+        return iter(order)
 
     def __len__(self) -> int:
-        return self.size
+        return -(-self.size // self.world_size)
 
 
 class AtomicDataModule(L.LightningDataModule):

@@ -47,6 +47,21 @@ def new_run_dir(root: str, name: str) -> Path:
             path = Path(f"{base}-{k}")
 
 
+def shared_run_dir(root: str, name: str) -> Path:
+    """The run directory, the same for every DDP process: the launching process makes a new one and
+    passes it to the processes Lightning starts (MLIP_RUN_DIR); under SLURM, where srun starts all
+    ranks at once, it is named after the job."""
+    if int(os.environ.get("LOCAL_RANK", "0")) > 0 and os.environ.get("MLIP_RUN_DIR"):
+        return Path(os.environ["MLIP_RUN_DIR"])
+    if "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        path = Path(root) / name / f"slurm-{os.environ['SLURM_JOB_ID']}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path = new_run_dir(root, name)
+    os.environ["MLIP_RUN_DIR"] = str(path)
+    return path
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     tmp.write_text(text)
@@ -143,10 +158,11 @@ def train(cfg) -> dict:
     if cfg.get("resume"):
         run_dir = Path(cfg.resume).resolve().parent.parent  # <run>/checkpoints/last.ckpt
         log_version = f"resume-{len(list((run_dir / 'logs').glob('resume-*'))) + 1}"  # earlier logs stay
-        _write_atomic(run_dir / f"config.{log_version}.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        config_name = f"config.{log_version}.yaml"
     else:
-        run_dir = new_run_dir(cfg.run_dir, cfg.name)
-        _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        run_dir = shared_run_dir(cfg.run_dir, cfg.name)
+        config_name = "config.yaml"
+    _write_atomic(run_dir / config_name, OmegaConf.to_yaml(cfg, resolve=True))
     model = instantiate(cfg.model)
     datamodule = instantiate(cfg.data)
     datamodule.cutoff, datamodule.max_neighbors = model.cutoff, model.max_neighbors
@@ -165,7 +181,8 @@ def train(cfg) -> dict:
     trainer = L.Trainer(**cfg.trainer, default_root_dir=str(run_dir), callbacks=[checkpoints],
                         logger=[CSVLogger(str(run_dir), name="logs", version=log_version),
                                 TensorBoardLogger(str(run_dir), name="tensorboard", version=log_version)],
-                        plugins=[AtomicCheckpointIO()])
+                        plugins=[AtomicCheckpointIO()],
+                        use_distributed_sampler=False)  # EpochShuffleSampler splits the data itself
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume"))
     summary = {"run_dir": str(run_dir), "best": checkpoints.best_model_path, "last": checkpoints.last_model_path}
     if trainer.is_global_zero:

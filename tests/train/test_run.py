@@ -1,6 +1,9 @@
 """End-to-end training runs on the bundled rMD17 ethanol, kept tiny."""
 
 import csv
+import os
+import subprocess
+import sys
 import json
 from pathlib import Path
 
@@ -102,3 +105,21 @@ def test_nan_loss_names_the_structures(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("MLIP_DATA", str(data_dir))
     with pytest.raises(NonFiniteLossError, match=r"structures \(dataset indices\) \[\d+, \d+, \d+, \d+\]"):
         run(tmp_path, "trainer.max_epochs=1", "optim.lr=1e30", "trainer.gradient_clip_val=null")
+
+
+def test_ddp_two_processes_follow_one_process_with_the_doubled_batch(tmp_path, data_dir):
+    """Lightning DDP over 2 CPU processes (gloo), batch 2 each, against 1 process with batch 4."""
+    env = dict(os.environ, MLIP_DATA=str(data_dir), PYTHONWARNINGS="ignore")
+    common = [sys.executable, "-m", "mlip", "train", *TINY, "trainer.max_epochs=3"]
+    runs = {}
+    for label, extra in (("single", ["data.batch_size=4"]),
+                         ("ddp", ["data.batch_size=2", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                                  "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"])):
+        out = subprocess.run(common + extra + [f"run_dir={tmp_path / label}"], env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        (run_dir,) = (tmp_path / label / "quickstart").iterdir()
+        rows = [r for path in metric_logs(run_dir) for r in csv.DictReader(open(path))]
+        runs[label] = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
+    assert len(runs["single"]) == len(runs["ddp"]) == 3
+    np.testing.assert_allclose(runs["ddp"], runs["single"], rtol=1e-4)
