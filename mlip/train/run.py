@@ -183,8 +183,11 @@ def train(cfg) -> dict:
                                 TensorBoardLogger(str(run_dir), name="tensorboard", version=log_version)],
                         plugins=[AtomicCheckpointIO()],
                         use_distributed_sampler=False)  # EpochShuffleSampler splits the data itself
+    start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume"))
-    summary = {"run_dir": str(run_dir), "best": checkpoints.best_model_path, "last": checkpoints.last_model_path}
+    summary = {"run_dir": str(run_dir), "best": checkpoints.best_model_path, "last": checkpoints.last_model_path,
+               "fit_seconds": time.perf_counter() - start, "epochs": trainer.current_epoch,
+               "train_structures": len(datamodule.splits["train"])}
     if trainer.is_global_zero:
         logs = metric_logs(run_dir)
         if logs:
