@@ -55,21 +55,14 @@ def neighbor_list_numpy(pos, cell, pbc, cutoff: float):
     return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64)
 
 
-def _image_range(cell: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> list[int]:
-    """How many images each way, per direction, can hold a neighbour within the cutoff."""
-    out = []
-    if bool(pbc.any()):
-        inv = torch.linalg.inv(cell.double())
-        for k in range(3):
-            if bool(pbc[k]):
-                # distance between the lattice planes spanned by the other two vectors
-                spacing = 1.0 / torch.linalg.norm(inv[:, k]).item()
-                out.append(int(np.ceil(cutoff / spacing)))
-            else:
-                out.append(0)
-    else:
-        out = [0, 0, 0]
-    return out
+def _image_range(box: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> list[int]:
+    """How many images each way, per direction, can hold a neighbour within the cutoff.
+
+    ``box`` is the cell with non-periodic rows replaced by filler (:func:`_box_for_vesin`), so it is
+    invertible for slabs and wires too; its periodic plane spacings are those of the cell.
+    """
+    inv = torch.linalg.inv(box.double())
+    return [int(np.ceil(cutoff * torch.linalg.norm(inv[:, k]).item())) if bool(pbc[k]) else 0 for k in range(3)]
 
 
 def neighbor_list_torch(pos: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, cutoff: float,
@@ -90,12 +83,13 @@ def neighbor_list_torch(pos: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor
     if n == 0:
         return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
     wrap = torch.zeros(n, 3, dtype=torch.float64, device=device)
+    ranges = [0, 0, 0]
     if bool(pbc.any()):
         box = torch.as_tensor(_box_for_vesin(cell.cpu().numpy(), pbc.cpu().numpy()), device=device)
         frac = pos @ torch.linalg.inv(box)
         wrap = torch.where(pbc, torch.floor(frac), torch.zeros_like(frac))
         pos = pos - wrap @ cell
-    ranges = _image_range(cell, pbc, cutoff)
+        ranges = _image_range(box, pbc, cutoff)
     grids = [torch.arange(-r, r + 1, device=device, dtype=torch.float64) for r in ranges]
     images = torch.stack(torch.meshgrid(*grids, indexing="ij"), dim=-1).reshape(-1, 3)
     offsets = images @ cell  # (M,3)

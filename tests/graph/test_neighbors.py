@@ -83,3 +83,13 @@ def test_cap_keeps_the_nearest():
         everything = torch.sort(full_d[full_ei[1] == t]).values
         assert len(kept) == min(10, len(everything))
         torch.testing.assert_close(torch.sort(kept).values, everything[: len(kept)])
+
+
+def test_slab_with_a_zero_vacuum_vector_on_both_backends():
+    pos = torch.tensor([[0.0, 0.0, 0.0], [1.8, 0.0, 1.8], [0.3, 1.7, -1.1]], dtype=torch.float64)
+    cell = torch.tensor([[3.6, 0.0, 0.0], [0.4, 3.6, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    pbc = torch.tensor([True, True, False])
+    results = [as_set(*radius_graph_pbc(pos, cell, pbc, 4.0, backend=b)) for b in ("vesin", "torch")]
+    filled = cell.clone()
+    filled[2, 2] = 1.0  # any third vector: no images are taken along it
+    assert results[0] == results[1] == brute_force_neighbors(pos.numpy(), filled.numpy(), [True, True, False], 4.0)
