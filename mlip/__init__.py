@@ -8,11 +8,16 @@ __version__ = "0.1.0"
 
 
 def load(path, device: str = "cpu"):
-    """A Potential from a file written by ``Potential.save`` or a training checkpoint (which carries
-    the EMA weights, hyperparameters and statistics); exported models join with their issue."""
+    """A model from a file written by ``Potential.save``, a training checkpoint (which carries the
+    EMA weights, hyperparameters and statistics) or ``mlip export`` (TorchScript, torch.export,
+    AOTInductor: an :class:`mlip.export.ExportedPotential` with the same interface)."""
     import torch
 
+    from mlip.export import exported_kind, load_exported
     from mlip.models import build
+
+    if exported_kind(path) is not None:
+        return load_exported(path, device)
 
     payload = torch.load(path, map_location=device, weights_only=False)
     if isinstance(payload, dict) and isinstance(payload.get("mlip"), dict):

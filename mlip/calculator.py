@@ -16,6 +16,19 @@ def _info_int(atoms, keys, default: int) -> int:
     return default
 
 
+def atoms_to_data(atoms) -> AtomicData:
+    """The model's input for ``atoms`` (positions, numbers, cell, pbc, charge and spin from info)."""
+    return AtomicData.build(pos=atoms.get_positions(), atomic_numbers=atoms.get_atomic_numbers(),
+                            cell=np.asarray(atoms.get_cell()), pbc=atoms.get_pbc(),
+                            charge=_info_int(atoms, CHARGE_KEYS, 0), spin=_info_int(atoms, SPIN_KEYS, 1))
+
+
+def voigt(stress: np.ndarray) -> np.ndarray:
+    """(3,3) -> ASE's Voigt order xx, yy, zz, yz, xz, xy."""
+    s = stress.reshape(3, 3)
+    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+
 class MLIPCalculator(Calculator):
     """Energy, free energy, forces and stress (Voigt, ASE sign) from an mlip Potential.
 
@@ -54,9 +67,7 @@ class MLIPCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         self._charge_spin = (_info_int(atoms, CHARGE_KEYS, 0), _info_int(atoms, SPIN_KEYS, 1))
-        data = AtomicData.build(pos=atoms.get_positions(), atomic_numbers=atoms.get_atomic_numbers(),
-                                cell=np.asarray(atoms.get_cell()), pbc=atoms.get_pbc(),
-                                charge=self._charge_spin[0], spin=self._charge_spin[1]).to(self.device)
+        data = atoms_to_data(atoms).to(self.device)
         # always all three: one forward and backward gives them together, and ASE asks for them one
         # by one (stress is zero for structures without a volume)
         out = self.model(data, compute_forces=True, compute_stress=True)
@@ -64,5 +75,4 @@ class MLIPCalculator(Calculator):
         self.results["energy"] = energy
         self.results["free_energy"] = energy
         self.results["forces"] = out["forces"].detach().cpu().double().numpy()
-        s = out["stress"].detach().cpu().double().numpy().reshape(3, 3)
-        self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+        self.results["stress"] = voigt(out["stress"].detach().cpu().double().numpy())

@@ -124,8 +124,50 @@ def cmd_quickstart(args) -> int:
     print("\nmlip quickstart: training Facet on rMD17 ethanol (configs/experiment/quickstart.yaml), "
           "then testing it on test_01 and plotting")
     overrides = ["experiment=quickstart", f"data.root={os.path.abspath(root)}/rmd17", *args.overrides]
-    train(compose(overrides))
-    return 0
+    summary = train(compose(overrides))
+    return simulate(summary, os.path.join(root, "rmd17", "rmd17_ethanol_test_01.npz"), quiet=args.quiet)
+
+
+def simulate(summary: dict, test_file: str, quiet: bool = False) -> int:
+    """The quickstart's second half, with the trained model: relax test structures (batched),
+    run a short NVT MD of one, export the model to TorchScript and check it against the eager model."""
+    import ase.io
+    import numpy as np
+
+    from mlip.data import open_dataset
+
+    run_dir = summary["run_dir"]
+    checkpoint = summary["best"] or summary["last"]
+    quiet_flag = ["-q"] if quiet else []
+    test = open_dataset(test_file)
+    frames = [test[i].to_ase() for i in range(0, 80, 10)]
+    for atoms in frames:
+        atoms.calc = None
+    ase.io.write(os.path.join(run_dir, "ethanol_test.extxyz"), frames)
+    print(f"\nmlip quickstart: relaxing {len(frames)} test_01 structures in one batch (mlip relax)")
+    code = main(["relax", os.path.join(run_dir, "ethanol_test.extxyz"), checkpoint, "--fmax", "0.01", "--steps",
+                 "1000", "--out", os.path.join(run_dir, "relax"), *quiet_flag])
+    print("\nmlip quickstart: 0.5 ps of NVT (Langevin, 300 K, 0.5 fs) from the first relaxed structure (mlip md)")
+    relaxed = os.path.join(run_dir, "relax", "relaxed.extxyz")
+    code = max(code, main(["md", f"{relaxed}", checkpoint, "--ensemble", "nvt-langevin", "--timestep", "0.5",
+                           "--steps", "1000", "--temperature", "300", "--out", os.path.join(run_dir, "md"),
+                           *quiet_flag]))
+    print("\nmlip quickstart: exporting to TorchScript (mlip export) and checking it against the eager model")
+    exported = os.path.join(run_dir, "model.pt")
+    code = max(code, main(["export", checkpoint, "--format", "torchscript", "--out", exported]))
+    from mlip import load
+    from mlip.calculator import MLIPCalculator
+
+    atoms = ase.io.read(relaxed, index=0)
+    results = []
+    for model in (load(checkpoint), load(exported)):
+        atoms.calc = MLIPCalculator(model)
+        results.append((atoms.get_potential_energy(), atoms.get_forces()))
+    difference = max(abs(results[0][0] - results[1][0]), float(np.abs(results[0][1] - results[1][1]).max()))
+    print(f"exported vs eager on a relaxed structure: largest difference {difference:.2e} (eV, eV/Å)")
+    print(f"\ndone: {run_dir} holds the checkpoints, plots (learning curve, parity), relax/, md/ (md.png) "
+          "and model.pt")
+    return code
 
 
 def cmd_prepare(args) -> int:
@@ -200,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--option", action="append", help="reader option key=value (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prepare)
+
+    from mlip.sim.commands import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 
 def edge_vectors(pos: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
-                 cell_shifts: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+                 cell_shifts: torch.Tensor, batch: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``pos[target] - pos[source] + cell_shifts @ cell`` for every edge.
 
     Args:
@@ -21,6 +23,7 @@ def edge_vectors(pos: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor
     if cell.shape[0] == 1:
         offset = shifts @ cell[0]
     else:
+        assert batch is not None, "edge_vectors: a batch of several cells needs the batch vector"
         edge_cell = cell[batch[source]]  # (E,3,3)
         offset = torch.einsum("ek,ekj->ej", shifts, edge_cell)
     return pos[target] - pos[source] + offset

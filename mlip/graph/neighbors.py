@@ -7,30 +7,47 @@ the convention of DESIGN.md: the edge vector is ``pos[target] - pos[source] + sh
 
 from __future__ import annotations
 
+import math
+from typing import List, Tuple
+
 import numpy as np
 import torch
 
 
-def _box_for_vesin(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
-    """The cell with its non-periodic rows replaced by orthonormal filler, so that a molecule's
-    zero cell or a slab's missing vacuum vector never reaches vesin as a singular box. Shifts
-    along non-periodic directions are always zero, so the filler never shows in the result."""
-    if pbc.all() or not pbc.any():
-        return cell if pbc.all() else np.zeros((3, 3))
-    box = cell.copy()
-    periodic = [k for k in range(3) if pbc[k]]
-    free = [k for k in range(3) if not pbc[k]]
-    if len(periodic) == 2:
-        n = np.cross(cell[periodic[0]], cell[periodic[1]])
-        box[free[0]] = n / max(np.linalg.norm(n), 1e-300)
+def filler_box(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
+    """The cell (3,3) with its non-periodic rows replaced by orthonormal filler, so that a molecule's
+    zero cell or a slab's missing vacuum vector never makes a singular box. Shifts along
+    non-periodic directions are always zero, so the filler never shows in a neighbour list.
+    (TorchScript-compatible: the exported models' neighbour search uses it.)"""
+    cell = cell.reshape(3, 3).double()
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
+    n_periodic = int(pbc.sum())
+    if n_periodic == 3:
+        return cell
+    if n_periodic == 0:
+        return eye
+    periodic: List[int] = []
+    free: List[int] = []
+    for k in range(3):
+        if bool(pbc[k]):
+            periodic.append(k)
+        else:
+            free.append(k)
+    rows = [cell[0], cell[1], cell[2]]
+    if n_periodic == 2:
+        normal = torch.linalg.cross(cell[periodic[0]], cell[periodic[1]])
+        rows[free[0]] = normal / normal.norm().clamp(min=1e-300)
     else:
-        a = cell[periodic[0]] / max(np.linalg.norm(cell[periodic[0]]), 1e-300)
-        trial = np.eye(3)[np.argmin(np.abs(a))]
-        b = np.cross(a, trial)
-        b /= np.linalg.norm(b)
-        box[free[0]], box[free[1]] = b, np.cross(a, b)
-    if np.linalg.det(box) < 0:  # keep a right-handed box; flips a filler row only
-        box[free[0]] *= -1
+        a = cell[periodic[0]] / cell[periodic[0]].norm().clamp(min=1e-300)
+        trial = eye[int(torch.argmin(a.abs()))]
+        b = torch.linalg.cross(a, trial)
+        b = b / b.norm()
+        rows[free[0]] = b
+        rows[free[1]] = torch.linalg.cross(a, b)
+    box = torch.stack(rows)
+    if bool(torch.linalg.det(box) < 0):  # keep a right-handed box; flips a filler row only
+        rows[free[0]] = -rows[free[0]]
+        box = torch.stack(rows)
     return box
 
 
@@ -50,34 +67,37 @@ def neighbor_list_numpy(pos, cell, pbc, cutoff: float):
     if len(pos) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros((0, 3), dtype=np.int64)
-    box = _box_for_vesin(cell, pbc)
+    box = filler_box(torch.from_numpy(cell), torch.from_numpy(pbc)).numpy() if pbc.any() else np.zeros((3, 3))
     i, j, s = NeighborList(cutoff=float(cutoff), full_list=True).compute(pos, box, pbc.tolist(), "ijS")
     return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64)
 
 
-def _image_range(box: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> list[int]:
+def _image_range(box: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> List[int]:
     """How many images each way, per direction, can hold a neighbour within the cutoff.
 
-    ``box`` is the cell with non-periodic rows replaced by filler (:func:`_box_for_vesin`), so it is
+    ``box`` is the cell with non-periodic rows replaced by filler (:func:`filler_box`), so it is
     invertible for slabs and wires too; its periodic plane spacings are those of the cell.
     """
     inv = torch.linalg.inv(box.double())
-    return [int(np.ceil(cutoff * torch.linalg.norm(inv[:, k]).item())) if bool(pbc[k]) else 0 for k in range(3)]
+    ranges: List[int] = []
+    for k in range(3):
+        ranges.append(int(math.ceil(cutoff * float(torch.linalg.norm(inv[:, k])))) if bool(pbc[k]) else 0)
+    return ranges
 
 
 def neighbor_list_torch(pos: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, cutoff: float,
-                        chunk_pairs: int = 1 << 24):
+                        chunk_pairs: int = 1 << 24) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Full neighbour list of one structure, computed with torch on the tensors' device.
 
     All pairs over all images that can lie within the cutoff (after wrapping into the cell),
     processed in chunks of at most ``chunk_pairs`` pair-images: O(N^2) work, which on a GPU beats
     a cell list for the structure sizes of training batches. Same outputs as the numpy path,
-    as torch tensors on ``pos.device``.
+    as torch tensors on ``pos.device``. TorchScript-compatible (exported models search with it).
     """
     device = pos.device
     pos = pos.detach().double()
     n = pos.shape[0]
-    pbc = pbc.reshape(3).bool()
+    pbc = pbc.reshape(3).to(torch.bool)
     cell = cell.detach().double().reshape(3, 3)
     empty = torch.zeros(0, dtype=torch.long, device=device)
     if n == 0:
@@ -85,40 +105,42 @@ def neighbor_list_torch(pos: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor
     wrap = torch.zeros(n, 3, dtype=torch.float64, device=device)
     ranges = [0, 0, 0]
     if bool(pbc.any()):
-        box = torch.as_tensor(_box_for_vesin(cell.cpu().numpy(), pbc.cpu().numpy()), device=device)
+        box = filler_box(cell, pbc)
         frac = pos @ torch.linalg.inv(box)
         wrap = torch.where(pbc, torch.floor(frac), torch.zeros_like(frac))
         pos = pos - wrap @ cell
         ranges = _image_range(box, pbc, cutoff)
     grids = [torch.arange(-r, r + 1, device=device, dtype=torch.float64) for r in ranges]
-    images = torch.stack(torch.meshgrid(*grids, indexing="ij"), dim=-1).reshape(-1, 3)
+    images = torch.stack(torch.meshgrid(grids, indexing="ij"), dim=-1).reshape(-1, 3)
     offsets = images @ cell  # (M,3)
     cut2 = float(cutoff) ** 2
     rows_per_chunk = max(1, chunk_pairs // max(1, n * images.shape[0]))
-    src_all, dst_all, img_all = [], [], []
+    src_all: List[torch.Tensor] = []
+    dst_all: List[torch.Tensor] = []
+    img_all: List[torch.Tensor] = []
+    is_zero_image = images.abs().sum(-1) == 0
     for start in range(0, n, rows_per_chunk):
         src = torch.arange(start, min(n, start + rows_per_chunk), device=device)
         # vec[s, t, m] = pos[t] + offsets[m] - pos[s]
-        vec = pos[None, :, None, :] + offsets[None, None] - pos[src, None, None, :]
+        vec = pos[None, :, None, :] + offsets[None, None] - pos[src][:, None, None, :]
         d2 = (vec * vec).sum(-1)
         keep = d2 < cut2  # strictly inside, as vesin and ASE
-        self_pair = (src[:, None] == torch.arange(n, device=device)[None, :])[:, :, None] & (
-            images.abs().sum(-1) == 0)[None, None, :]
-        keep &= ~self_pair
-        s, t, m = keep.nonzero(as_tuple=True)
-        src_all.append(src[s])
-        dst_all.append(t)
-        img_all.append(m)
+        self_pair = (src[:, None] == torch.arange(n, device=device)[None, :])[:, :, None] & is_zero_image[None, None, :]
+        keep = keep & ~self_pair
+        found = keep.nonzero()
+        src_all.append(src[found[:, 0]])
+        dst_all.append(found[:, 1])
+        img_all.append(found[:, 2])
     source, target, image = torch.cat(src_all), torch.cat(dst_all), torch.cat(img_all)
     shifts = images[image] - wrap[target] + wrap[source]
     return source, target, shifts.round().long()
 
 
-def _lexsort(keys: list[torch.Tensor]) -> torch.Tensor:
+def _lexsort(keys: List[torch.Tensor]) -> torch.Tensor:
     """Indices that sort by keys[0], then keys[1], ... (most significant first), stably."""
     order = torch.arange(keys[0].shape[0], device=keys[0].device)
-    for key in reversed(keys):
-        order = order[torch.sort(key[order], stable=True).indices]
+    for k in range(len(keys) - 1, -1, -1):
+        order = order[torch.sort(keys[k][order], stable=True).indices]
     return order
 
 

@@ -14,7 +14,7 @@ Structures without a volume (molecules, or a slab whose cell has a zero vector) 
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn
@@ -90,13 +90,13 @@ class Potential(nn.Module):
             raise ValueError(f"this model was not trained on {names}; it knows "
                              f"{', '.join(chemical_symbols[z] for z in self.known_species.nonzero().flatten().tolist())}")
 
+    @torch.jit.unused
     def forward(self, data, compute_forces: bool = True, compute_stress: bool = True) -> Dict[str, torch.Tensor]:
         """Energy (B,) eV, forces (N,3) eV/Å, stress (B,3,3) eV/Å^3 of a structure or a batch."""
         if "edge_index" not in data or "cell_shifts" not in data:
             from mlip.graph.build import build_graph
 
             data = build_graph(data.clone(), self.cutoff, self.max_neighbors)
-        dtype = self.dtype
         z = data.atomic_numbers
         self.check_species(z)
         n = z.shape[0]
@@ -104,33 +104,55 @@ class Potential(nn.Module):
         num_graphs = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
         charge = data.charge.reshape(-1) if "charge" in data else z.new_zeros(num_graphs)
         spin = data.spin.reshape(-1) if "spin" in data else z.new_ones(num_graphs)
-        pos = data.pos.to(dtype)
-        cell = data.cell.reshape(-1, 3, 3).to(dtype)
+        return self.compute(data.pos, z, data.cell.reshape(-1, 3, 3), data.edge_index, data.cell_shifts, batch,
+                            num_graphs, charge, spin, compute_forces, compute_stress)
+
+    def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
+                cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
+                spin: torch.Tensor, compute_forces: bool = True,
+                compute_stress: bool = True) -> Dict[str, torch.Tensor]:
+        """The graph to energy, forces and stress (TorchScript-compatible; what exported models run).
+
+        Args:
+            pos (N,3) Å; atomic_numbers (N,); cell (B,3,3) Å; edge_index (2,E) [source, target];
+            cell_shifts (E,3) image offsets; batch (N,) structure index; charge, spin (B,).
+        """
+        dtype = self.reference_energies.dtype
+        z = atomic_numbers
+        pos = pos.to(dtype)
+        cell = cell.reshape(-1, 3, 3).to(dtype)
         if compute_forces:
             pos = pos.detach().requires_grad_(True)
-        strain = None
+        strain = torch.zeros(num_graphs, 3, 3, dtype=dtype, device=pos.device)
         pos_used, cell_used = pos, cell
         if compute_stress:
-            strain = torch.zeros(num_graphs, 3, 3, dtype=dtype, device=pos.device, requires_grad=True)
+            strain.requires_grad_(True)
             sym = 0.5 * (strain + strain.transpose(1, 2))
             pos_used = pos + torch.einsum("ni,nij->nj", pos, sym[batch])
             cell_used = cell + torch.bmm(cell, sym)
-        vec = edge_vectors(pos_used, cell_used, data.edge_index, data.cell_shifts, batch)
-        e_atom = self.atom_energies(z, data.edge_index, vec, batch, num_graphs, charge, spin)
+        vec = edge_vectors(pos_used, cell_used, edge_index, cell_shifts, batch)
+        e_atom = self.atom_energies(z, edge_index, vec, batch, num_graphs, charge, spin)
         e_atom = e_atom * self.scale + self.shift + self.reference_energies[z]
         energy = scatter_sum(e_atom, batch, num_graphs)
-        out = {"energy": energy}
-        inputs = ([pos] if compute_forces else []) + ([strain] if compute_stress else [])
-        if inputs:
-            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=self.training, allow_unused=True)
-            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+        out: Dict[str, torch.Tensor] = {"energy": energy}
+        inputs: List[torch.Tensor] = []
+        if compute_forces:
+            inputs.append(pos)
+        if compute_stress:
+            inputs.append(strain)
+        if len(inputs) > 0:
+            grads = torch.autograd.grad([energy.sum()], inputs, create_graph=self.training, allow_unused=True)
             if compute_forces:
-                out["forces"] = -grads[0]
+                g = grads[0]
+                out["forces"] = -g if g is not None else torch.zeros_like(pos)
             if compute_stress:
+                g = grads[len(grads) - 1]
+                virial = g if g is not None else torch.zeros_like(strain)
                 volume = torch.linalg.det(cell).abs()
                 has_volume = volume > 1e-9
-                out["stress"] = torch.where(has_volume[:, None, None], grads[-1] / torch.where(
-                    has_volume, volume, torch.ones_like(volume))[:, None, None], torch.zeros_like(grads[-1]))
+                safe = torch.where(has_volume, volume, torch.ones_like(volume))
+                out["stress"] = torch.where(has_volume[:, None, None], virial / safe[:, None, None],
+                                            torch.zeros_like(virial))
         return out
 
     # -- files ----------------------------------------------------------------------------

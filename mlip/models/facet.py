@@ -12,7 +12,8 @@ C channels for every degree. Each block:
     update    x_i += GridMLP(norm(x_i))                 project to a sphere grid, MLP per point, back
               x_i,0 += MLP_SiLU(norm(x_i)_0)            invariant channels through a SiLU MLP
 
-The per-atom energy is an MLP of the invariant (l = 0) channels after the last block.
+The per-atom energy sums a readout of the invariant (l = 0) channels after every block: linear
+after the inner blocks, an MLP after the last (MACE's layout; this project's choice for Facet).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class FacetBlock(nn.Module):
         self.norm = SO3RMSNorm(lmax, channels)
         self.grid_mlp = GridProductMLP(lmax, channels, hidden)
         self.scalar_mlp = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels))
+        self.readout: nn.Module = nn.Identity()  # set by the model: this block's energy readout (N, C) -> (N, 1)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         source, target = edge_index[0], edge_index[1]
@@ -95,17 +97,26 @@ class Facet(Potential):
             FacetBlock(lmax, channels, hidden, cutoff, num_basis, avg_num_neighbors, radial_heads)
             for _ in range(num_layers)
         ])
-        self.readout = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, 1))
-        nn.init.zeros_(self.readout[-1].weight)  # an untrained model starts at the reference energies
+        # each block reads out an energy from its invariant channels: linear after every block but
+        # the last, an MLP after the last (as MACE); all start at zero, so an untrained model
+        # gives the reference energies
+        for block in self.blocks[:-1]:
+            block.readout = nn.Linear(channels, 1, bias=False)
+            nn.init.zeros_(block.readout.weight)
+        self.blocks[-1].readout = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.blocks[-1].readout[-1].weight)
 
-    def atom_energies(self, atomic_numbers, edge_index, edge_vec, batch, num_graphs, charge, spin):
-        r = edge_vec.norm(dim=-1)
+    def atom_energies(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
+                      batch: torch.Tensor, num_graphs: int, charge: torch.Tensor, spin: torch.Tensor) -> torch.Tensor:
+        r = edge_vec.norm(p=2, dim=-1)
         sh = spherical_harmonics(self.lmax, edge_vec)
         scalars = self.embedding(atomic_numbers).to(edge_vec.dtype)
         if self.charge_spin is not None:
             scalars = scalars + self.charge_spin(charge, spin).to(edge_vec.dtype)[batch]
         x = torch.cat([scalars.unsqueeze(1),
-                       scalars.new_zeros(scalars.shape[0], (self.lmax + 1) ** 2 - 1, self.channels)], dim=1)
+                       scalars.new_zeros(scalars.shape[0], (self.lmax + 1) * (self.lmax + 1) - 1, self.channels)], dim=1)
+        energy = torch.zeros_like(scalars[:, 0])
         for block in self.blocks:
             x = block(x, edge_index, sh, r)
-        return self.readout(x[:, 0]).squeeze(-1)
+            energy = energy + block.readout(x[:, 0]).squeeze(-1)
+        return energy

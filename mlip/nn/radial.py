@@ -41,7 +41,7 @@ def cubic_bspline_basis(r: torch.Tensor, num_basis: int, cutoff: float) -> torch
     b2 = (-3 * u**3 + 3 * u**2 + 3 * u + 1) / 6
     b3 = u**3 / 6
     idx = i.long().unsqueeze(-1) + torch.arange(4, device=r.device)
-    out = r.new_zeros(r.shape + (num_basis,))
+    out = r.new_zeros(list(r.shape) + [num_basis])
     return out.scatter(-1, idx, torch.stack([b0, b1, b2, b3], dim=-1))
 
 

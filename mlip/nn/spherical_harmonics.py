@@ -8,6 +8,7 @@ Condon-Shortley phase included. Parity: Y_l(-x) = (-1)^l Y_l(x).
 from __future__ import annotations
 
 import math
+from typing import List
 
 import torch
 
@@ -23,7 +24,10 @@ def degree_index(lmax: int) -> torch.Tensor:
 
 def _norm(l: int, m: int) -> float:
     """sqrt(4π) N_lm, with N_lm the orthonormalising factor of the real harmonic."""
-    n = math.sqrt((2 * l + 1) * math.factorial(l - m) / math.factorial(l + m))
+    ratio = 1.0  # (l - m)! / (l + m)!
+    for k in range(l - m + 1, l + m + 1):
+        ratio = ratio / k
+    n = math.sqrt((2 * l + 1) * ratio)
     return n * (math.sqrt(2.0) if m > 0 else 1.0)
 
 
@@ -37,18 +41,18 @@ def spherical_harmonics(lmax: int, vectors: torch.Tensor, normalize: bool = True
         (..., (lmax+1)^2) in the dtype of ``vectors``.
     """
     if normalize:
-        vectors = vectors / vectors.norm(dim=-1, keepdim=True)
+        vectors = vectors / vectors.norm(p=2, dim=-1, keepdim=True)
     x, y, z = vectors[..., 0], vectors[..., 1], vectors[..., 2]
     # Re/Im of (x + i y)^m: the azimuthal parts times sin(θ)^m, polynomial in x and y
-    cos_m = [torch.ones_like(x)]
-    sin_m = [torch.zeros_like(x)]
+    cos_m: List[torch.Tensor] = [torch.ones_like(x)]
+    sin_m: List[torch.Tensor] = [torch.zeros_like(x)]
     for m in range(1, lmax + 1):
         cos_m.append(x * cos_m[m - 1] - y * sin_m[m - 1])
         sin_m.append(x * sin_m[m - 1] + y * cos_m[m - 1])
     # q[l][m] = P_l^m(z) / sin(θ)^m, by the usual three-term recursion in l
-    q: list[list[torch.Tensor]] = [[torch.ones_like(z)]]
+    q: List[List[torch.Tensor]] = [[torch.ones_like(z)]]
     for l in range(1, lmax + 1):
-        row: list[torch.Tensor] = []
+        row: List[torch.Tensor] = []
         for m in range(l + 1):
             if m == l:
                 row.append(-(2 * l - 1) * q[l - 1][l - 1])
@@ -57,7 +61,7 @@ def spherical_harmonics(lmax: int, vectors: torch.Tensor, normalize: bool = True
             else:
                 row.append(((2 * l - 1) * z * q[l - 1][m] - (l + m - 1) * q[l - 2][m]) / (l - m))
         q.append(row)
-    out: list[torch.Tensor] = []
+    out: List[torch.Tensor] = []
     for l in range(lmax + 1):
         for m in range(-l, l + 1):
             a = abs(m)

@@ -4,10 +4,10 @@ weights shared by groups ("heads") of channels.
 For each path p = (l1, l2, l3) with l1 + l2 + l3 even (parity kept, so E(3)-equivariant), and
 channel c in head h:
     out_l3[c] += w_p,h * sum_ab C_p[a, b, :] x_l1[a, c] Y_l2[b]
-The couplings, Y and the weights of an edge collapse into one (S_out x S_in) matrix per head,
-M_h = sum_p w_p,h C_p(Y), applied to the head's channels by one batched product. With as many heads
-as channels this is the "uvu" product of NequIP / SevenNet; with few heads it is several times
-cheaper (the weights vary over distance and path, not over channel).
+The couplings are contracted with Y first (one matrix product for all edges), applied to the
+channels by one batched product per edge, then weighted per path and head and summed per output
+component: a handful of large operations whatever the number of heads. With as many heads as
+channels this is the "uvu" product of NequIP / SevenNet; fewer heads have fewer radial weights.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ class EdgeTensorProduct(ExactBuffers):
         self.register_exact("gather_out", gather_out)
 
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        channels = x.shape[-1]
+        edges, _, channels = x.shape
         heads = weights.shape[-1]
-        width = channels // heads
+        rows = self.row_path.shape[0]
         a = torch.einsum("ris,es->eri", self.table, sh)  # (E, R, S_in): couplings contracted with Y
-        w = weights.index_select(1, self.row_path)  # (E, R, H)
-        m = torch.einsum("or,erhi->heoi", self.gather_out, w.unsqueeze(-1) * a.unsqueeze(2))  # (H, E, S_out, S_in)
-        return torch.cat([torch.bmm(m[h], x[:, :, h * width:(h + 1) * width]) for h in range(heads)], dim=2)
+        t = torch.bmm(a, x)  # (E, R, C): every path's output components, unweighted
+        w = weights.index_select(1, self.row_path).unsqueeze(-1)  # (E, R, H, 1)
+        t = (t.view(edges, rows, heads, channels // heads) * w).view(edges, rows, channels)
+        return torch.matmul(self.gather_out, t)  # (E, S_out, C): paths summed per output component

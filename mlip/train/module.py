@@ -64,7 +64,7 @@ class PotentialModule(L.LightningModule):
 
     # -- steps ----------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
-        out = self.model(batch)
+        out = self.model(batch, compute_stress=self.loss_fn.weights["stress"] > 0)
         losses = self.loss_fn(out, batch)
         if not bool(torch.isfinite(losses["loss"])):
             names = getattr(batch, "name", None)
@@ -86,8 +86,9 @@ class PotentialModule(L.LightningModule):
             return
         with torch.no_grad():
             d = self.ema_decay
-            for e, p in zip(self.ema.parameters(), self.model.parameters()):
-                e.mul_(d).add_(p.detach(), alpha=1 - d)
+            ema, params = list(self.ema.parameters()), [p.detach() for p in self.model.parameters()]
+            torch._foreach_mul_(ema, d)
+            torch._foreach_add_(ema, params, alpha=1 - d)
             for e, b in zip(self.ema.buffers(), self.model.buffers()):
                 e.copy_(b)
 
@@ -96,7 +97,7 @@ class PotentialModule(L.LightningModule):
         training = model.training
         model.eval()
         with torch.enable_grad():  # forces and stress are gradients
-            out = model(batch)
+            out = model(batch, compute_stress="stress" in batch)
         model.train(training)
         losses = self.loss_fn(out, batch)
         self.metrics[stage].update(out, batch)

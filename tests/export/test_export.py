@@ -1,0 +1,110 @@
+"""Exported models (TorchScript, torch.export) equal the eager model for every potential, load
+through mlip.load / MLIPCalculator, and the TorchScript file runs with torch alone and from C++."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mlip
+from mlip.calculator import MLIPCalculator
+from mlip.export import export
+from mlip.models import registered
+from tests.models.structures import STRUCTURES, data, make
+
+
+def assert_same(eager: dict, exported: dict, rtol: float = 1e-6) -> None:
+    for key in ("energy", "forces", "stress"):
+        a, b = eager[key].detach(), exported[key].detach()
+        scale = float(a.abs().max().clamp(min=1e-12))
+        assert float((a - b).abs().max()) <= rtol * scale, f"{key}: exported differs from eager"
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "export"])
+@pytest.mark.parametrize("name", registered())
+def test_exported_model_equals_eager(name, fmt, tmp_path):
+    model = make(name).eval()
+    loaded = mlip.load(export(model, tmp_path / f"{name}.{fmt}", fmt))
+    assert loaded.kind == fmt and loaded.dtype == torch.float64
+    for structure in STRUCTURES:
+        assert_same(model(data(structure, torch.float64)), loaded(data(structure, torch.float64)))
+
+
+def test_torchscript_runs_with_torch_alone(tmp_path):
+    """A fresh interpreter that cannot import mlip loads the file and gets the eager numbers."""
+    model = make("facet").eval()
+    path = export(model, tmp_path / "model.pt", "torchscript")
+    atoms = STRUCTURES["triclinic"]()
+    eager = model(data("triclinic", torch.float64))
+    np.savez(tmp_path / "input.npz", pos=atoms.positions, z=atoms.numbers, cell=np.asarray(atoms.cell),
+             pbc=atoms.pbc)
+    script = (
+        "import sys; sys.modules['mlip'] = None\n"  # importing mlip would fail
+        "import numpy as np, torch\n"
+        f"d = np.load({str(tmp_path / 'input.npz')!r})\n"
+        f"m = torch.jit.load({str(path)!r})\n"
+        "out = m(torch.tensor(d['pos']), torch.tensor(d['z']), torch.tensor(d['cell']), torch.tensor(d['pbc']))\n"
+        "print(float(out['energy'][0])); print(out['forces'].tolist()); print(out['stress'].tolist())\n")
+    lines = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
+    torch.testing.assert_close(torch.tensor(float(lines[0]), dtype=torch.float64), eager["energy"][0], rtol=1e-10,
+                               atol=0)
+    torch.testing.assert_close(torch.tensor(json.loads(lines[1]), dtype=torch.float64), eager["forces"].detach(),
+                               rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(torch.tensor(json.loads(lines[2]), dtype=torch.float64), eager["stress"].detach(),
+                               rtol=1e-8, atol=1e-12)
+
+
+def test_calculator_accepts_exported_file(tmp_path):
+    model = make("facet").eval()
+    path = export(model, tmp_path / "model.pt", "torchscript")
+    atoms = STRUCTURES["slab"]()
+    atoms.calc = MLIPCalculator(model)
+    eager = (atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress())
+    atoms.calc = MLIPCalculator(str(path))
+    np.testing.assert_allclose(atoms.get_potential_energy(), eager[0], rtol=1e-10)
+    np.testing.assert_allclose(atoms.get_forces(), eager[1], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(atoms.get_stress(), eager[2], rtol=1e-8, atol=1e-12)
+
+
+def test_exported_model_rejects_unknown_elements(tmp_path):
+    model = make("facet", species=[1, 6, 8]).eval()
+    loaded = mlip.load(export(model, tmp_path / "model.pt", "torchscript"))
+    with pytest.raises(Exception, match="not trained on the elements with atomic numbers \\[29\\]"):
+        loaded(data("slab", torch.float64))
+
+
+def test_cpp_example_compiles_and_matches(tmp_path):
+    """examples/cpp/mlip_energy.cpp, compiled against the installed libtorch, gives the eager numbers."""
+    from torch.utils.cpp_extension import include_paths, library_paths
+
+    compiler = shutil.which("c++") or shutil.which("g++")
+    assert compiler, "a C++ compiler is needed to build the libtorch example (install g++)"
+    source = Path(__file__).resolve().parents[2] / "examples" / "cpp" / "mlip_energy.cpp"
+    binary = tmp_path / "mlip_energy"
+    libs = library_paths()
+    cmd = [compiler, "-std=c++17", "-O1", str(source), "-o", str(binary), "-D_GLIBCXX_USE_CXX11_ABI=1",
+           *[f"-I{p}" for p in include_paths()], *[f"-L{p}" for p in libs], *[f"-Wl,-rpath,{p}" for p in libs],
+           "-ltorch", "-ltorch_cpu", "-lc10"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+
+    model = make("facet").eval()
+    path = export(model, tmp_path / "model.pt", "torchscript")
+    atoms = STRUCTURES["si2"]()
+    header = " ".join(f"{c:.17g}" for c in np.asarray(atoms.cell).ravel()) + " " + " ".join(
+        str(int(p)) for p in atoms.pbc)
+    body = "\n".join(f"{z} {x:.17g} {y:.17g} {w:.17g}" for z, (x, y, w) in zip(atoms.numbers, atoms.positions))
+    (tmp_path / "structure.txt").write_text(header + "\n" + body + "\n")
+    lines = subprocess.run([str(binary), str(path), str(tmp_path / "structure.txt")], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    eager = model(data("si2", torch.float64))
+    energy = float(next(l for l in lines if l.startswith("energy")).split()[1])
+    forces = np.array([[float(v) for v in l.split()[1:]] for l in lines if l.startswith("force")])
+    stress = np.array([[float(v) for v in l.split()[1:]] for l in lines if l.startswith("stress")])
+    np.testing.assert_allclose(energy, float(eager["energy"][0]), rtol=1e-10)
+    np.testing.assert_allclose(forces, eager["forces"].detach().numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(stress, eager["stress"][0].detach().numpy(), rtol=1e-8, atol=1e-10)
