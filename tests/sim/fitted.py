@@ -14,7 +14,7 @@ from mlip.models import build
 from mlip.train.loss import PotentialLoss
 
 
-def emt_copper_frames(n: int = 48, seed: int = 0):
+def emt_copper_frames(n: int = 24, seed: int = 0):
     """Rattled, strained 4-atom fcc copper cells with EMT energies, forces and stresses."""
     rng = np.random.default_rng(seed)
     frames = []
@@ -28,7 +28,7 @@ def emt_copper_frames(n: int = 48, seed: int = 0):
     return frames
 
 
-def fit(model, frames, steps: int = 300, lr: float = 5e-3, stress_weight: float = 10.0, seed: int = 0):
+def fit(model, frames, steps: int = 200, lr: float = 5e-3, stress_weight: float = 10.0, seed: int = 0):
     """Full-batch AdamW on energy, forces and stress; returns the model in eval mode."""
     from mlip.data import compute_statistics
 
@@ -56,12 +56,12 @@ def copper_model(dtype=torch.float64):
 
 
 def ethanol_model(dtype=torch.float64):
-    """Fitted briefly to 64 bundled rMD17 ethanol structures (energies and forces)."""
+    """Fitted briefly to 32 bundled rMD17 ethanol structures (energies and forces)."""
     from mlip.data import open_dataset
 
     root = Path(__file__).resolve().parents[2] / "data" / "rmd17"
     dataset = open_dataset(str(root / "rmd17_ethanol_train_01.npz"))
-    frames = [dataset[i] for i in range(0, 640, 10)]
+    frames = [dataset[i] for i in range(0, 640, 20)]
     torch.manual_seed(0)
     model = build("facet", preset="small", species=[1, 6, 8]).to(dtype)
-    return fit(model, frames, steps=150, stress_weight=0.0)
+    return fit(model, frames, steps=100, stress_weight=0.0)
