@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prepare)
 
-    from mlip.sim.commands import add_parsers
+    from mlip.simulate.commands import add_parsers
 
     add_parsers(sub)
     return parser

@@ -36,7 +36,7 @@ def main() -> None:
 
     from mlip import load
     from mlip.data import open_dataset
-    from mlip.sim import relax_batched, relax_one_by_one
+    from mlip.simulate import relax_batched, relax_one_by_one
 
     torch.set_num_threads(os.cpu_count() or 1)
     model = load(checkpoint)

@@ -23,7 +23,7 @@ def register(name: str):
 
 
 def _load_architectures() -> None:
-    from mlip.models import facet  # noqa: F401  (registers itself)
+    from mlip.models import escn, facet  # noqa: F401  (they register themselves)
 
 
 def registered() -> list[str]:

@@ -14,7 +14,7 @@ Structures without a volume (molecules, or a slab whose cell has a zero vector) 
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -50,6 +50,7 @@ class Potential(nn.Module):
         self.register_buffer("scale", torch.tensor(1.0))
         self.register_buffer("shift", torch.tensor(0.0))
         self.hyperparameters: dict = {}
+        self.direct_forces = False  # True: forces from atom_energies_and_forces (not conservative)
 
     # -- to implement ---------------------------------------------------------------------
     def atom_energies(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
@@ -57,6 +58,13 @@ class Potential(nn.Module):
                       spin: torch.Tensor) -> torch.Tensor:
         """(N,) per-atom energies (before scale, shift and reference energies) from the graph."""
         raise NotImplementedError
+
+    def atom_energies_and_forces(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor,
+                                 edge_vec: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
+                                 spin: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(N,) energies and (N,3) forces (before scale) for architectures with a direct-force head."""
+        e = self.atom_energies(atomic_numbers, edge_index, edge_vec, batch, num_graphs, charge, spin)
+        return e, torch.zeros(e.shape[0], 3, dtype=e.dtype, device=e.device)
 
     # -- shared ---------------------------------------------------------------------------
     @property
@@ -131,18 +139,24 @@ class Potential(nn.Module):
             pos_used = pos + torch.einsum("ni,nij->nj", pos, sym[batch])
             cell_used = cell + torch.bmm(cell, sym)
         vec = edge_vectors(pos_used, cell_used, edge_index, cell_shifts, batch)
-        e_atom = self.atom_energies(z, edge_index, vec, batch, num_graphs, charge, spin)
+        direct = torch.zeros(0, 3, dtype=dtype, device=pos.device)
+        if self.direct_forces:
+            e_atom, direct = self.atom_energies_and_forces(z, edge_index, vec, batch, num_graphs, charge, spin)
+        else:
+            e_atom = self.atom_energies(z, edge_index, vec, batch, num_graphs, charge, spin)
         e_atom = e_atom * self.scale + self.shift + self.reference_energies[z]
         energy = scatter_sum(e_atom, batch, num_graphs)
         out: Dict[str, torch.Tensor] = {"energy": energy}
         inputs: List[torch.Tensor] = []
-        if compute_forces:
+        if compute_forces and self.direct_forces:
+            out["forces"] = direct * self.scale
+        elif compute_forces:
             inputs.append(pos)
         if compute_stress:
             inputs.append(strain)
         if len(inputs) > 0:
             grads = torch.autograd.grad([energy.sum()], inputs, create_graph=self.training, allow_unused=True)
-            if compute_forces:
+            if compute_forces and not self.direct_forces:
                 g = grads[0]
                 out["forces"] = -g if g is not None else torch.zeros_like(pos)
             if compute_stress:

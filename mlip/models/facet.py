@@ -79,6 +79,9 @@ class Facet(Potential):
     presets = {
         "small": dict(cutoff=4.0, lmax=2, channels=16, num_layers=2, hidden=32, num_basis=8, avg_num_neighbors=10.0,
                       radial_heads=2),
+        # experiment=quickstart: rMD17 ethanol on a 2-core CPU in about 8 minutes
+        "quickstart": dict(cutoff=4.0, lmax=2, channels=32, num_layers=3, hidden=64, num_basis=8,
+                           avg_num_neighbors=10.0, radial_heads=4),
         # sized like SevenNet-0 (0.84 M parameters, 5 layers, cutoff 5 Å) for MPtrj-scale materials
         "mp": dict(cutoff=5.0, lmax=2, channels=96, num_layers=5, hidden=192, num_basis=10, avg_num_neighbors=30.0,
                    radial_heads=1),

@@ -10,6 +10,8 @@ up to the grid's resolution, and the physics suite asks for 1e-8.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -17,14 +19,14 @@ from mlip.nn.s2_grid import S2Grid
 
 
 class GridProductMLP(nn.Module):
-    """(N, S, C) -> (N, S, C), S = (lmax+1)^2: to_grid, W_out[(W_a g + b_a) * (W_b g + b_b)], from_grid."""
+    """(N, S, C) -> (N, S, C_out), S = (lmax+1)^2: to_grid, W_out[(W_a g + b_a) * (W_b g + b_b)], from_grid."""
 
-    def __init__(self, lmax: int, channels: int, hidden: int):
+    def __init__(self, lmax: int, channels: int, hidden: int, channels_out: Optional[int] = None):
         super().__init__()
         self.grid = S2Grid(lmax, degree=3 * lmax)
         self.left = nn.Linear(channels, hidden)
         self.right = nn.Linear(channels, hidden)
-        self.out = nn.Linear(hidden, channels, bias=False)
+        self.out = nn.Linear(hidden, channels_out or channels, bias=False)
         nn.init.normal_(self.out.weight, std=hidden**-0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

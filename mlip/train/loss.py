@@ -18,6 +18,12 @@ def _elementwise(kind: str, delta: float):
     raise ValueError(f"loss kind must be mse, l1 or huber, got {kind!r}")
 
 
+def masked_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """pred - target where the target is known, 0 where it is NaN (a non-finite prediction stays
+    non-finite, so a diverging model is caught rather than hidden)."""
+    return torch.where(torch.isfinite(target), pred - torch.nan_to_num(target), torch.zeros_like(pred))
+
+
 def masked_mean(values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` over the entries whose target is finite (0 if none)."""
     mask = torch.isfinite(target)
@@ -48,13 +54,13 @@ class PotentialLoss(nn.Module):
         terms = {}
         if self.weights["energy"] > 0:
             target = batch.energy.to(pred["energy"].dtype) / natoms
-            diff = torch.nan_to_num(pred["energy"] / natoms - target)
+            diff = masked_difference(pred["energy"] / natoms, target)
             terms["energy"] = masked_mean(self.elementwise(diff), target)
         if self.weights["forces"] > 0:
             target = batch.forces.to(pred["forces"].dtype)
-            terms["forces"] = masked_mean(self.elementwise(torch.nan_to_num(pred["forces"] - target)), target)
+            terms["forces"] = masked_mean(self.elementwise(masked_difference(pred["forces"], target)), target)
         if self.weights["stress"] > 0:
             target = batch.stress.to(pred["stress"].dtype)
-            terms["stress"] = masked_mean(self.elementwise(torch.nan_to_num(pred["stress"] - target)), target)
+            terms["stress"] = masked_mean(self.elementwise(masked_difference(pred["stress"], target)), target)
         total = sum(self.weights[k] * v for k, v in terms.items())
         return {"loss": total, **{f"loss_{k}": v for k, v in terms.items()}}

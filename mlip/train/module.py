@@ -69,7 +69,7 @@ class PotentialModule(L.LightningModule):
         if not bool(torch.isfinite(losses["loss"])):
             names = getattr(batch, "name", None)
             raise NonFiniteLossError(
-                f"loss is {float(losses['loss'])} at step {self.global_step} (epoch {self.current_epoch}); batch "
+                f"loss is {float(losses['loss'].detach())} at step {self.global_step} (epoch {self.current_epoch}); batch "
                 f"structures (dataset indices) {batch.idx.tolist()}" + (f", names {list(names)[:10]}" if names else "")
                 + "; the last good checkpoint is kept")
         self.metrics["train"].update(out, batch)

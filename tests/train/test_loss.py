@@ -48,3 +48,10 @@ def test_metrics_accumulate_over_batches():
     assert out["energy_mae"] == pytest.approx(1.0) and out["energy_per_atom_mae"] == pytest.approx(0.5)
     assert out["forces_mae"] == pytest.approx(1 / 6) and out["forces_rmse"] == pytest.approx((1 / 6) ** 0.5)
     assert "stress_mae" not in out
+
+
+def test_a_non_finite_prediction_is_not_masked():
+    """Only NaN targets are masked: a diverging model must give a non-finite loss, not a small one."""
+    for bad in (float("nan"), float("inf")):
+        pred = {"energy": torch.tensor([bad, 0.0]), "forces": torch.zeros(3, 3), "stress": torch.zeros(2, 3, 3)}
+        assert not torch.isfinite(PotentialLoss(kind="huber")(pred, make_batch())["loss"])

@@ -14,6 +14,7 @@ import torch
 import mlip
 from mlip.cli import main
 from mlip.data import DataError
+from mlip.models import registered
 from mlip.train.module import NonFiniteLossError, PotentialModule
 from mlip.train.run import compose, metric_logs, train
 
@@ -123,3 +124,16 @@ def test_ddp_two_processes_follow_one_process_with_the_doubled_batch(tmp_path, d
         runs[label] = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
     assert len(runs["single"]) == len(runs["ddp"]) == 3
     np.testing.assert_allclose(runs["ddp"], runs["single"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", [n for n in registered() if n != "facet"])
+def test_every_model_trains_with_the_quickstart_experiment(tmp_path, data_dir, monkeypatch, name):
+    """`mlip train model=NAME experiment=quickstart` (its quickstart preset), shortened."""
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    overrides = ["experiment=quickstart", f"model={name}", "data.train_size=16", "data.val_fraction=0.01",
+                 "data.test=null", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+                 "trainer.log_every_n_steps=1", f"run_dir={tmp_path}"]
+    summary = train(compose(overrides))
+    model = mlip.load(summary["best"])
+    assert model.name == name and len(losses(summary["run_dir"])) >= 2
+    assert all(np.isfinite(losses(summary["run_dir"])))

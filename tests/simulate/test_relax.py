@@ -11,7 +11,7 @@ from ase.spacegroup.symmetrize import check_symmetry
 
 from mlip.calculator import MLIPCalculator
 from mlip.cli import main
-from mlip.sim import read_structures, relax_batched, relax_one_by_one
+from mlip.simulate import read_structures, relax_batched, relax_one_by_one
 
 
 def copper(a=3.5, repeat=(1, 1, 1), seed=0, rattle=0.05, strain=0.02):

@@ -10,8 +10,8 @@ from ase.build import bulk
 
 from mlip.calculator import MLIPCalculator
 from mlip.cli import main
-from mlip.sim import Limits, run_md
-from mlip.sim.md import read_restart
+from mlip.simulate import Limits, run_md
+from mlip.simulate.md import read_restart
 from tests.models.structures import ethanol as ethanol_structure
 
 

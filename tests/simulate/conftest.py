@@ -1,6 +1,6 @@
 import pytest
 
-from tests.sim.fitted import copper_model, ethanol_model
+from tests.simulate.fitted import copper_model, ethanol_model
 
 
 @pytest.fixture(scope="session")

@@ -217,7 +217,7 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
     finally:
         bar.close()
         log_file.close()
-        from mlip.sim.plots import md_plot
+        from mlip.simulate.plots import md_plot
 
         md_plot(log_path, out / "md.png")
     seconds = time.perf_counter() - start

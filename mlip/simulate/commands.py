@@ -20,8 +20,8 @@ def _model(path: str, device: str, dtype: str | None):
 
 
 def cmd_relax(args) -> int:
-    from mlip.sim.relax import relax
-    from mlip.sim.structures import read_structures, write_atomic
+    from mlip.simulate.relax import relax
+    from mlip.simulate.structures import read_structures, write_atomic
 
     structures = read_structures(args.structures)
     model = _model(args.checkpoint, args.device, args.dtype)
@@ -60,8 +60,8 @@ def cmd_relax(args) -> int:
 
 def cmd_md(args) -> int:
     from mlip.calculator import MLIPCalculator
-    from mlip.sim.md import Limits, run_md
-    from mlip.sim.structures import read_structures
+    from mlip.simulate.md import Limits, run_md
+    from mlip.simulate.structures import read_structures
 
     if args.restart is None:
         structures = read_structures(args.structure)
@@ -101,8 +101,8 @@ def cmd_export(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from mlip.sim.md import ENSEMBLES
-    from mlip.sim.relax import OPTIMIZERS
+    from mlip.simulate.md import ENSEMBLES
+    from mlip.simulate.relax import OPTIMIZERS
 
     p = sub.add_parser("relax", help="relax structures (any ASE/pymatgen format, files or directories)")
     p.add_argument("structures", nargs="+", help="structure files or directories")
