@@ -1,6 +1,7 @@
 """Checks any potential or block can be put through (as e3nn.util.test does for e3nn modules).
 
     equivariance_errors(model, data)      relative errors of E, F, σ under random rotations
+    rotation_sensitivity(model, data)     mean change of E (eV/atom) and F (relative) under rotations
     assert_equivariant(model, data, rtol)
     feature_equivariance_error(fn, x, lmax_in, lmax_out)   for blocks on (N, S, C) features
     rotate(data, R)                        a rotated copy of an AtomicData
@@ -42,6 +43,24 @@ def equivariance_errors(model, data, rotations: int = 3, seed: int = 0) -> dict:
         if "stress" in ref and bool(ref["stress"].abs().max() > 0):
             worst["stress"] = max(worst["stress"], _relative(out["stress"], r @ ref["stress"] @ r.T))
     return worst
+
+
+def rotation_sensitivity(model, data, rotations: int = 2, seed: int = 0) -> dict:
+    """How much a model's predictions change under random rotations, averaged over ``rotations``:
+    ``forces``: |F(R x) - R F(x)| / |F(x)| (norms over all atoms and components); ``energy_per_atom``:
+    mean |E(R x) - E(x)| / N, eV/atom. 0 for an exactly equivariant model (up to rounding); the
+    metric mlip reports for potentials that learn the symmetry (``model.exactly_equivariant``)."""
+    generator = torch.Generator().manual_seed(seed)
+    ref = model(data, compute_stress=False)
+    natoms = data.natoms.to(ref["energy"].dtype) if "natoms" in data else torch.tensor(float(data.num_nodes))
+    forces, energy = 0.0, 0.0
+    for _ in range(rotations):
+        r = random_rotation(dtype=data.pos.dtype, generator=generator)
+        out = model(rotate(data, r), compute_stress=False)
+        rotated = ref["forces"].detach() @ r.T.to(ref["forces"].dtype)
+        forces += float((out["forces"].detach() - rotated).norm() / rotated.norm().clamp(min=1e-30))
+        energy += float(((out["energy"] - ref["energy"]).detach().abs() / natoms).mean())
+    return {"forces": forces / rotations, "energy_per_atom": energy / rotations}
 
 
 def assert_equivariant(model, data, rtol: float = 1e-8, rotations: int = 3) -> dict:

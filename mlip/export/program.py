@@ -76,7 +76,14 @@ def export_program(model, example=None) -> torch.export.ExportedProgram:
 
     example = example if example is not None else example_inputs(model)
     weights = {k: v.detach() for k, v in state.items()}
-    graph = make_fx(energy_forces_stress, tracing_mode="symbolic")(weights, *example)
+    from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+    try:
+        graph = make_fx(energy_forces_stress, tracing_mode="symbolic")(weights, *example)
+    except GuardOnDataDependentSymNode as error:
+        raise RuntimeError(f"{getattr(model, 'name', 'this model')} cannot be exported with torch.export: a tensor "
+                           "shape depends on the data (a model with a padded neighbour table, such as escaip, needs "
+                           "max_neighbors set); --format torchscript has no such limit") from error
     traced = _TracedPotential(graph, weights)
     atoms, edges, graphs = torch.export.Dim("atoms"), torch.export.Dim("edges"), torch.export.Dim("structures")
     shapes = ({0: atoms}, {0: atoms}, {0: graphs}, {1: edges}, {0: edges}, {0: atoms}, {0: graphs}, {0: graphs})

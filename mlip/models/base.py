@@ -68,6 +68,11 @@ class Potential(nn.Module):
 
     # -- shared ---------------------------------------------------------------------------
     @property
+    def exactly_equivariant(self) -> bool:
+        """False for models that learn rotational symmetry (training then logs how far they are off)."""
+        return True
+
+    @property
     def dtype(self) -> torch.dtype:
         return self.reference_energies.dtype
 

@@ -1,4 +1,5 @@
-"""Radial functions of interatomic distance: cutoff envelopes, uniform cubic B-splines, Bessel basis."""
+"""Radial functions of interatomic distance: cutoff envelopes, uniform cubic B-splines, Bessel and
+Gaussian bases."""
 
 from __future__ import annotations
 
@@ -78,3 +79,17 @@ class BesselBasis(nn.Module):
         r = r.unsqueeze(-1)
         out = math.sqrt(2.0 / self.cutoff) * torch.sin(self.frequencies.to(r.dtype) * r) / r
         return out * self.envelope(r)
+
+
+class GaussianBasis(nn.Module):
+    """exp(-(r - μ_k)^2 / (2 (w Δ)^2)), μ_k evenly spaced on [0, cutoff] (spacing Δ, width factor w):
+    the Gaussian smearing of SchNet / SCN / EScAIP. ``forward(r (...)) -> (..., num_basis)``."""
+
+    def __init__(self, num_basis: int, cutoff: float, width: float = 2.0):
+        super().__init__()
+        self.register_buffer("centers", torch.linspace(0.0, float(cutoff), num_basis), persistent=False)
+        spacing = float(cutoff) / max(num_basis - 1, 1)
+        self.coefficient = -0.5 / (width * spacing) ** 2
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self.coefficient * (r.unsqueeze(-1) - self.centers.to(r.dtype)) ** 2)

@@ -69,6 +69,8 @@ class AtomicDataModule(L.LightningDataModule):
         format: reader format (guessed if None). options: reader options (dict).
         batch_size, val_batch_size: structures per batch. num_workers: DataLoader workers.
         max_statistics_frames: statistics use at most this many training frames (evenly spaced).
+        augment_rotations: turn every training batch by random rotations, one per structure
+            (:mod:`mlip.train.augment`), for potentials that learn rotational symmetry.
     """
 
     def __init__(self, train: str, val: Optional[str] = None, test: Optional[str] = None,
@@ -76,7 +78,8 @@ class AtomicDataModule(L.LightningDataModule):
                  train_indices: Optional[str] = None, val_indices: Optional[str] = None,
                  test_indices: Optional[str] = None, val_fraction: float = 0.05, test_fraction: float = 0.0,
                  train_size: Optional[int] = None, split_seed: int = 0, batch_size: int = 8,
-                 val_batch_size: Optional[int] = None, num_workers: int = 0, max_statistics_frames: int = 20000):
+                 val_batch_size: Optional[int] = None, num_workers: int = 0, max_statistics_frames: int = 20000,
+                 augment_rotations: bool = False):
         super().__init__()
         self.paths = {"train": train, "val": val, "test": test}
         self.index_files = {"train": train_indices, "val": val_indices, "test": test_indices}
@@ -88,6 +91,7 @@ class AtomicDataModule(L.LightningDataModule):
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
         self.max_statistics_frames = max_statistics_frames
+        self.augment_rotations = bool(augment_rotations)
         self.cutoff: Optional[float] = None
         self.max_neighbors: Optional[int] = None
         self.splits: dict = {}
@@ -149,6 +153,15 @@ class AtomicDataModule(L.LightningDataModule):
         return DataLoader(self.splits[which], batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
                           collate_fn=partial(collate, cutoff=self.cutoff, max_neighbors=self.max_neighbors),
                           persistent_workers=self.num_workers > 0)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        trainer = getattr(self, "trainer", None)
+        if self.augment_rotations and trainer is not None and trainer.training:
+            from mlip.train.augment import rotate_batch, step_rotations
+
+            rotations = step_rotations(int(batch.num_graphs), self.split_seed, trainer.global_step, trainer.global_rank)
+            batch = rotate_batch(batch, rotations.to(batch.pos.device))
+        return batch
 
     def train_dataloader(self):
         return self._loader("train", True, self.batch_size)

@@ -107,6 +107,31 @@ class PotentialModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val")
+        if batch_idx == 0:
+            self._log_rotation_sensitivity(batch, "val")
+
+    def on_train_start(self) -> None:
+        """The untrained model's rotation sensitivity, so that the log shows where training started."""
+        loader = self.trainer.val_dataloaders
+        if self.trainer.global_step == 0 and loader and not self.evaluation_model.exactly_equivariant:
+            self._log_rotation_sensitivity(next(iter(loader)).to(self.device), "start")
+
+    def _log_rotation_sensitivity(self, batch, stage: str) -> None:
+        """For a model that is not exactly equivariant: how its predictions change under rotations of
+        the first validation batch (the same rotations every time; see mlip.testing.rotation_sensitivity)."""
+        model = self.evaluation_model
+        if model.exactly_equivariant:
+            return
+        from mlip.testing import rotation_sensitivity
+
+        training = model.training
+        model.eval()
+        with torch.enable_grad():
+            errors = rotation_sensitivity(model, batch, rotations=2, seed=0)
+        model.train(training)
+        self.log(f"{stage}/rotation_forces", errors["forces"], sync_dist=True, batch_size=int(batch.num_graphs))
+        self.log(f"{stage}/rotation_energy_per_atom", errors["energy_per_atom"], sync_dist=True,
+                 batch_size=int(batch.num_graphs))
 
     def test_step(self, batch, batch_idx):
         self._evaluate(batch, "test")
