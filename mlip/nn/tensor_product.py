@@ -4,10 +4,14 @@ weights shared by groups ("heads") of channels.
 For each path p = (l1, l2, l3) with l1 + l2 + l3 even (parity kept, so E(3)-equivariant), and
 channel c in head h:
     out_l3[c] += w_p,h * sum_ab C_p[a, b, :] x_l1[a, c] Y_l2[b]
-The couplings are contracted with Y first (one matrix product for all edges), applied to the
-channels by one batched product per edge, then weighted per path and head and summed per output
-component: a handful of large operations whatever the number of heads. With as many heads as
-channels this is the "uvu" product of NequIP / SevenNet; fewer heads have fewer radial weights.
+The couplings are contracted with Y first (one matrix product for all edges). Then one of two
+orders, whichever was faster on a 2-core CPU for the sizes (``channels_first``):
+  - paths first (many heads): apply every path to the channels (E, rows, C), weight per path and
+    head, sum the rows of each output component;
+  - weights first (few heads): fold the path weights and the sum over paths into one
+    (S_out, S_in) matrix per edge and head, then apply it to the channels; no (E, rows, C) tensor.
+With as many heads as channels this is the "uvu" product of NequIP / SevenNet; fewer heads have
+fewer radial weights.
 """
 
 from __future__ import annotations
@@ -50,12 +54,26 @@ class EdgeTensorProduct(ExactBuffers):
         self.register_buffer("row_path", row_path, persistent=False)
         self.register_exact("gather_out", gather_out)
 
+    def channels_first(self, channels: int, heads: int) -> bool:
+        """Paths first below 16 channels per head, weights first from 16 (lmax 2, 4000-6000 edges,
+        forward + force backward + training backward, 2-core CPU: 8 per head (32 / 4) 2.1x faster
+        paths first; 96 / 1 3.8x faster weights first; 16 (32 / 2) 1.4x faster weights first)."""
+        return channels // heads < 16
+
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        edges, _, channels = x.shape
+        edges, s_in, channels = x.shape
         heads = weights.shape[-1]
         rows = self.row_path.shape[0]
         a = torch.einsum("ris,es->eri", self.table, sh)  # (E, R, S_in): couplings contracted with Y
-        t = torch.bmm(a, x)  # (E, R, C): every path's output components, unweighted
-        w = weights.index_select(1, self.row_path).unsqueeze(-1)  # (E, R, H, 1)
-        t = (t.view(edges, rows, heads, channels // heads) * w).view(edges, rows, channels)
-        return torch.matmul(self.gather_out, t)  # (E, S_out, C): paths summed per output component
+        w = weights.index_select(1, self.row_path)  # (E, R, H)
+        if self.channels_first(channels, heads):
+            t = torch.bmm(a, x)  # (E, R, C): every path's output components, unweighted
+            t = (t.view(edges, rows, heads, channels // heads) * w.unsqueeze(-1)).view(edges, rows, channels)
+            return torch.matmul(self.gather_out, t)  # (E, S_out, C): paths summed per output component
+        # (E, S_out, S_in, H): weighted couplings summed over the paths of each output component
+        aw = (a.unsqueeze(-1) * w.unsqueeze(2)).view(edges, rows, s_in * heads)  # (E, R, S_in*H)
+        b = torch.matmul(self.gather_out, aw).view(edges, -1, s_in, heads)  # summed per output component
+        b = b.permute(0, 3, 1, 2).reshape(edges * heads, -1, s_in)
+        xh = x.view(edges, s_in, heads, channels // heads).transpose(1, 2).reshape(edges * heads, s_in, -1)
+        out = torch.bmm(b, xh)  # (E*H, S_out, C/H)
+        return out.view(edges, heads, -1, channels // heads).transpose(1, 2).reshape(edges, -1, channels)

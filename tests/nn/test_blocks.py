@@ -72,6 +72,22 @@ def test_edge_tensor_product_is_equivariant(heads):
     torch.testing.assert_close(rotated, torch.einsum("ab,nbc->nac", d2, out), atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("channels, heads", [(32, 1), (32, 2), (32, 4), (6, 3)])
+def test_edge_tensor_product_orders_agree(channels, heads):
+    """Paths first and weights first (chosen by channels per head) compute the same product."""
+    torch.manual_seed(0)
+    tp = EdgeTensorProduct(2, 2, 2).double()
+    x = features(2, channels=channels, n=11)
+    sh = spherical_harmonics(2, torch.randn(11, 3, dtype=torch.float64))
+    w = torch.randn(11, tp.num_paths, heads, dtype=torch.float64)
+    results = []
+    for paths_first in (True, False):
+        tp.channels_first = lambda c, h, first=paths_first: first
+        results.append(tp(x, sh, w))
+    torch.testing.assert_close(results[0], results[1], atol=1e-12, rtol=0)
+    assert EdgeTensorProduct.channels_first(tp, 96, 1) is False and EdgeTensorProduct.channels_first(tp, 32, 4)
+
+
 def test_float32_model_moved_to_float64_has_exact_constants():
     tp = EdgeTensorProduct(2, 2, 2)
     assert tp.table.dtype == torch.float32
