@@ -79,10 +79,12 @@ def readouts(hidden: int, edges: bool) -> Tuple[nn.Module, nn.Module]:
 
 
 class GraphAttentionBlock(nn.Module):
-    """Pre-norm attention + feed-forward over nodes (N,H) and edge tokens (N,K,H), then their readouts."""
+    """Pre-norm attention + feed-forward over nodes (N,H) and edge tokens (N,K,H), then their readouts.
+    ``edge_outputs`` False (the last block of a gradient-force model, whose edge tokens nothing
+    reads): no edge feed-forward, so that every weight takes part in the loss."""
 
     def __init__(self, token_size: int, hidden: int, heads: int, angular_lmax: int, ffn_multiplier: int,
-                 edge_readout: bool):
+                 edge_readout: bool, edge_outputs: bool = True):
         super().__init__()
         self.norm_node, self.norm_edge = nn.RMSNorm(hidden), nn.RMSNorm(hidden)
         self.token = nn.Sequential(nn.Linear(token_size, hidden), nn.SiLU(), nn.RMSNorm(hidden))
@@ -90,8 +92,10 @@ class GraphAttentionBlock(nn.Module):
         self.pair = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU())
         self.message = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.SiLU(), nn.RMSNorm(hidden))
         self.attention = NeighborAttention(hidden, heads, angular_lmax)
-        self.norm_node_ffn, self.norm_edge_ffn = nn.RMSNorm(hidden), nn.RMSNorm(hidden)
-        self.ffn_node, self.ffn_edge = feed_forward(hidden, ffn_multiplier), feed_forward(hidden, ffn_multiplier)
+        self.norm_node_ffn, self.ffn_node = nn.RMSNorm(hidden), feed_forward(hidden, ffn_multiplier)
+        self.edge_outputs = edge_outputs
+        self.norm_edge_ffn: nn.Module = nn.RMSNorm(hidden) if edge_outputs else nn.Identity()
+        self.ffn_edge: nn.Module = feed_forward(hidden, ffn_multiplier) if edge_outputs else nn.Identity()
         self.node_readout, self.edge_readout = readouts(hidden, edge_readout)
 
     def forward(self, nodes: torch.Tensor, edges: torch.Tensor, tokens: torch.Tensor, index: torch.Tensor,
@@ -103,7 +107,8 @@ class GraphAttentionBlock(nn.Module):
         out = self.attention(message, bias, harmonics)
         nodes, edges = nodes + out[:, 0], edges + out
         nodes = nodes + self.ffn_node(self.norm_node_ffn(nodes))
-        edges = edges + self.ffn_edge(self.norm_edge_ffn(edges))
+        if self.edge_outputs:
+            edges = edges + self.ffn_edge(self.norm_edge_ffn(edges))
         return nodes, edges, self.node_readout(nodes), self.edge_readout(edges)
 
 
@@ -157,7 +162,8 @@ class EScAIP(Potential):
             self.charge_spin = ChargeSpinEmbedding(hidden)
         self.direct_forces = bool(direct_forces)
         self.blocks = nn.ModuleList([GraphAttentionBlock(self.tokens.size, hidden, heads, angular_lmax, ffn_multiplier,
-                                                         self.direct_forces) for _ in range(num_layers)])
+                                                         self.direct_forces, self.direct_forces or i < num_layers - 1)
+                                     for i in range(num_layers)])
         self.node_readout, self.edge_readout = readouts(hidden, self.direct_forces)
         self.node_projection = projection(num_layers, hidden)
         self.energy_head = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))

@@ -137,7 +137,8 @@ class ESCN(Potential):
                                      for _ in range(num_layers)])
         self.readout = nn.Sequential(nn.Linear(channels, 2 * channels), nn.SiLU(), nn.Linear(2 * channels, 1))
         nn.init.zeros_(self.readout[-1].weight)
-        self.force_head = SO3Linear(1, channels, 1, bias=False)
+        # direct forces only (an Identity otherwise, so that every weight takes part in the loss)
+        self.force_head: nn.Module = SO3Linear(1, channels, 1, bias=False) if direct_forces else nn.Identity()
         # l = 1 coefficients (Y_1,-1, Y_1,0, Y_1,1) of a vector v are c * (v_y, v_z, v_x) up to signs:
         # this matrix takes them back to Cartesian (x, y, z)
         basis = spherical_harmonics(1, torch.eye(3, dtype=torch.float64), normalize=False)[:, 1:]  # (3 xyz, 3 m)
