@@ -23,7 +23,7 @@ def register(name: str):
 
 
 def _load_architectures() -> None:
-    from mlip.models import escaip, escn, facet  # noqa: F401  (they register themselves)
+    from mlip.models import escaip, escn, facet, transip  # noqa: F401  (they register themselves)
 
 
 def registered() -> list[str]:

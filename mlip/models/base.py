@@ -66,6 +66,11 @@ class Potential(nn.Module):
         e = self.atom_energies(atomic_numbers, edge_index, edge_vec, batch, num_graphs, charge, spin)
         return e, torch.zeros(e.shape[0], 3, dtype=e.dtype, device=e.device)
 
+    @torch.jit.unused
+    def auxiliary_loss(self, batch) -> Optional[torch.Tensor]:
+        """A training-only loss term of the architecture's own (None: none), added by the trainer."""
+        return None
+
     # -- shared ---------------------------------------------------------------------------
     @property
     def exactly_equivariant(self) -> bool:

@@ -66,6 +66,10 @@ class PotentialModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         out = self.model(batch, compute_stress=self.loss_fn.weights["stress"] > 0)
         losses = self.loss_fn(out, batch)
+        auxiliary = self.model.auxiliary_loss(batch)  # e.g. TransIP's learned-equivariance alignment
+        if auxiliary is not None:
+            losses["loss_auxiliary"] = auxiliary
+            losses["loss"] = losses["loss"] + auxiliary
         if not bool(torch.isfinite(losses["loss"])):
             names = getattr(batch, "name", None)
             raise NonFiniteLossError(

@@ -112,6 +112,29 @@ def predictions(model, dataset, cutoff: float, batch_size: int = 16, max_neighbo
     return cat, cat_ref
 
 
+def rotation_report(model, dataset, cutoff: float, batch_size: int = 16, max_neighbors=None,
+                    max_batches: int = 4) -> dict:
+    """mlip.testing.rotation_sensitivity averaged over the first ``max_batches`` batches: the mean
+    relative change of forces and the change of energy (eV/atom) under random rotations."""
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+
+    from mlip.graph import collate
+    from mlip.testing import rotation_sensitivity
+
+    loader = DataLoader(dataset, batch_size=batch_size,
+                        collate_fn=partial(collate, cutoff=cutoff, max_neighbors=max_neighbors))
+    totals, count = {"forces": 0.0, "energy_per_atom": 0.0}, 0
+    for i, batch in enumerate(loader):
+        if i == max_batches:
+            break
+        for key, value in rotation_sensitivity(model.eval(), batch, rotations=2, seed=i).items():
+            totals[key] += value
+        count += 1
+    return {key: value / max(count, 1) for key, value in totals.items()}
+
+
 def error_table(pred: dict, ref: dict) -> dict:
     out = {}
     for key in pred:
@@ -222,8 +245,12 @@ def evaluate(checkpoint: str, cfg, out: Optional[str] = None, split: str = "test
         split = "test" if "test" in splits else ("val" if "val" in splits else "train")
     pred, ref = predictions(model, splits[split], model.cutoff, datamodule.val_batch_size, model.max_neighbors)
     metrics = error_table(pred, ref)
+    rotation = rotation_report(model, splits[split], model.cutoff, datamodule.val_batch_size, model.max_neighbors)
     out = out or str(Path(checkpoint).with_name(f"parity_{split}_{Path(checkpoint).stem}.png"))
     parity(pred, ref, out, title=f"{Path(checkpoint).name}: {split} split")
     print(format_table(metrics, f"{checkpoint} on the {split} split ({len(splits[split])} structures):"))
+    print(f"under random rotations: forces change by {rotation['forces']:.2e} (relative), energy by "
+          f"{1000 * rotation['energy_per_atom']:.2e} meV/atom"
+          + ("" if not model.exactly_equivariant else " (an exactly equivariant model: rounding only)"))
     print(f"parity plot: {out}")
-    return {"metrics": metrics, "parity": out, "split": split}
+    return {"metrics": metrics, "rotation": rotation, "parity": out, "split": split}

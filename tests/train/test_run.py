@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 import json
@@ -64,6 +65,9 @@ def test_eval_prints_table_and_writes_parity(tmp_path, data_dir, monkeypatch, ca
     text = capsys.readouterr().out
     assert "forces" in text and "meV/Å" in text and "1000 structures" in text
     assert out.exists() and out.stat().st_size > 10_000
+    # the rotation report of every potential: Facet is exactly equivariant, so only rounding shows
+    change = float(re.search(r"forces change by ([0-9.e+-]+) \(relative\)", text).group(1))
+    assert change < 1e-5 and "exactly equivariant" in text
 
 
 def losses_by_step(run_dir):
