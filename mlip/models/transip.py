@@ -12,8 +12,9 @@ of the energy (default) or a direct per-atom head (``direct_forces``).
 
 Learned equivariance (training only, ``alignment_weight`` > 0): a transformation network T takes a
 structure's atom embeddings z and a rotation R and predicts the embeddings of the rotated structure;
-an InfoNCE loss over the batch pulls mean_i T(z_i, R) towards mean_i z_i(R x) of the same structure
-and away from the other structures' (``auxiliary_loss``). Nothing extra runs at inference time.
+an InfoNCE loss pulls T(z_i, R) towards the embedding z_i(R x) the encoder gives atom i of the rotated
+structure and away from those of the other atoms of the batch, other structures' included
+(``auxiliary_loss``). Nothing extra runs at inference time.
 The baseline of the paper is the same model with ``alignment_weight=0`` trained with
 ``data.augment_rotations=true``.
 
@@ -22,7 +23,9 @@ the envelope-weighted mean of the neighbours' positions (for a fully connected m
 centroid up to a factor; for a crystal, a local centre, which keeps the energy extensive and smooth
 at the cutoff); attention uses the neighbour-table layout of mlip.nn.neighbor_attention (slot 0 the
 atom itself) with the cutoff envelope as key bias; T is an MLP of [z, vec(R)]; the contrast is
-between structures (mean-pooled, cosine similarity, temperature ``alignment_temperature``).
+between atoms (cosine similarity, temperature ``alignment_temperature``): contrasting mean-pooled
+structures failed on single-molecule data such as rMD17, whose conformers pool to nearly the same
+vector (the loss stayed at log B).
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class TransIP(Potential):
         self.slots_cap = int(max_neighbors or 0)
         self.alignment_weight = float(alignment_weight)
         self.alignment_temperature = float(alignment_temperature)
+        self.max_alignment_atoms = 512
         self.envelope = PolynomialEnvelope(cutoff)
         self.basis = GaussianBasis(num_basis, cutoff)
         self.element = nn.Embedding(NUM_ELEMENTS, hidden)
@@ -178,9 +182,14 @@ class TransIP(Potential):
             latents.append(self.embeddings(data.atomic_numbers, data.edge_index, vec, data.batch, charge, spin))
         z, z_rotated = latents
         predicted = self.transform(torch.cat([z, rotations.reshape(b, 9)[batch.batch]], dim=-1))
-        counts = scatter_sum(torch.ones_like(z[:, 0]), batch.batch, b).clamp(min=1).unsqueeze(-1)
-        anchor = nn.functional.normalize(scatter_sum(predicted, batch.batch, b) / counts, dim=-1)
-        target = nn.functional.normalize(scatter_sum(z_rotated, batch.batch, b) / counts, dim=-1)
+        # atom-level InfoNCE: atom i of the rotated structure against every atom of the batch (at most
+        # max_alignment_atoms of them, drawn at random, so the (n, n) logits stay small)
+        n = z.shape[0]
+        if n > self.max_alignment_atoms:
+            keep = torch.randperm(n, device=z.device)[: self.max_alignment_atoms]
+            predicted, z_rotated = predicted[keep], z_rotated[keep]
+        anchor = nn.functional.normalize(predicted, dim=-1)
+        target = nn.functional.normalize(z_rotated, dim=-1)
         logits = anchor @ target.T / self.alignment_temperature
-        labels = torch.arange(b, device=logits.device)
+        labels = torch.arange(logits.shape[0], device=logits.device)
         return self.alignment_weight * nn.functional.cross_entropy(logits, labels)
