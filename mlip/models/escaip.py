@@ -36,12 +36,9 @@ from torch import nn
 from mlip.models import register
 from mlip.models.base import NUM_ELEMENTS, Potential
 from mlip.nn import scatter_sum, spherical_harmonics
-from mlip.nn.neighbor_attention import NeighborAttention, neighbor_slots, pad_to, to_slots
+from mlip.nn.feed_forward import feed_forward
+from mlip.nn.neighbor_attention import NeighborAttention, neighbor_table, pad_to, to_slots
 from mlip.nn.radial import GaussianBasis, PolynomialEnvelope
-
-
-def feed_forward(hidden: int, multiplier: int = 2) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(hidden, multiplier * hidden), nn.SiLU(), nn.Linear(multiplier * hidden, hidden))
 
 
 def projection(num_layers: int, hidden: int) -> nn.Sequential:
@@ -195,25 +192,14 @@ class EScAIP(Potential):
         r = edge_vec.norm(p=2, dim=-1)
         u = edge_vec / r.unsqueeze(-1)  # unit vector from the neighbour (source) to the atom (target)
         env = self.envelope(r)
-        slot, keep, k = neighbor_slots(target, r, n_pad, self.slots_cap)
+        slot, keep, k, index, valid, bias = neighbor_table(source, target, r, env, n_pad, self.slots_cap)
         # bond-orientational order: per-degree power of the envelope-weighted harmonics sum
         y = spherical_harmonics(max(self.boo_lmax, self.angular_lmax), u, normalize=False)
         s = (self.boo_lmax + 1) * (self.boo_lmax + 1)
         moments = scatter_sum(env.unsqueeze(-1) * y[:, :s], target, n_pad) / self.avg_num_neighbors
         degrees = [moments[:, l * l:(l + 1) * (l + 1)].pow(2).sum(-1) for l in range(self.boo_lmax + 1)]
         boo = torch.stack(degrees, dim=-1)
-        # the (N, K) tables; slot 0 is the atom itself (r = 0, envelope 1, no direction)
-        self_index = torch.arange(n_pad, device=z.device)
-        index = to_slots(source, slot, keep, n_pad, k)
-        index[:, 0] = self_index
-        r_slots = to_slots(r, slot, keep, n_pad, k)
-        env_slots = to_slots(env, slot, keep, n_pad, k)
-        env_slots = torch.cat([torch.ones_like(env_slots[:, :1]), env_slots[:, 1:]], dim=1)
-        valid = to_slots(torch.ones_like(r), slot, keep, n_pad, k)
-        valid = torch.cat([torch.ones_like(valid[:, :1]), valid[:, 1:]], dim=1) > 0
-        # keys weighted by the envelope: log(env) as a logit bias (clamped at 1e-30, a normal number in
-        # float32, so that its gradient stays finite; the weight left at the clamp is 1e-30)
-        bias = torch.where(valid, torch.log(env_slots.clamp(min=1e-30)), torch.full_like(env_slots, float("-inf")))
+        r_slots = to_slots(r, slot, keep, n_pad, k)  # slot 0: the atom itself, r = 0
         harmonics: Optional[torch.Tensor] = None
         if self.angular_lmax > 0:
             harmonics = to_slots(y[:, :(self.angular_lmax + 1) * (self.angular_lmax + 1)], slot, keep, n_pad, k)

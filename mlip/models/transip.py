@@ -38,9 +38,9 @@ from torch import nn
 
 from mlip.models import register
 from mlip.models.base import NUM_ELEMENTS, Potential
-from mlip.models.escaip import feed_forward
 from mlip.nn import scatter_sum
-from mlip.nn.neighbor_attention import NeighborAttention, neighbor_slots, to_slots
+from mlip.nn.feed_forward import feed_forward
+from mlip.nn.neighbor_attention import NeighborAttention, neighbor_table, to_slots
 from mlip.nn.radial import GaussianBasis, PolynomialEnvelope
 
 
@@ -136,16 +136,9 @@ class TransIP(Potential):
         h = self.element(atomic_numbers).to(edge_vec.dtype) + self.position(offset)
         if self.charge_spin is not None:
             h = h + self.charge_spin(charge, spin).to(edge_vec.dtype)[batch]
-        slot, keep, k = neighbor_slots(target, r, n, self.slots_cap)
-        index = to_slots(source, slot, keep, n, k)
-        index[:, 0] = torch.arange(n, device=index.device)
+        slot, keep, k, index, valid, bias = neighbor_table(source, target, r, env, n, self.slots_cap)
         pair = self.pair(torch.cat([to_slots(edge_vec, slot, keep, n, k),
                                     to_slots(self.basis(r), slot, keep, n, k)], dim=-1))
-        env_slots = to_slots(env, slot, keep, n, k)
-        valid = to_slots(torch.ones_like(r), slot, keep, n, k) > 0
-        valid = torch.cat([torch.ones_like(valid[:, :1]), valid[:, 1:]], dim=1)
-        env_slots = torch.cat([torch.ones_like(env_slots[:, :1]), env_slots[:, 1:]], dim=1)
-        bias = torch.where(valid, torch.log(env_slots.clamp(min=1e-30)), torch.full_like(env_slots, float("-inf")))
         for block in self.blocks:
             h = block(h, pair, index, bias)
         return self.norm(h)

@@ -52,6 +52,27 @@ def to_slots(values: torch.Tensor, slot: torch.Tensor, keep: torch.Tensor, num_n
     return out[:sink].reshape([num_nodes, num_slots] + list(values.shape[1:]))
 
 
+def neighbor_table(source: torch.Tensor, target: torch.Tensor, r: torch.Tensor, envelope: torch.Tensor,
+                   num_nodes: int, max_neighbors: int) -> Tuple[torch.Tensor, torch.Tensor, int, torch.Tensor,
+                                                             torch.Tensor, torch.Tensor]:
+    """The (N, K) table of every atom's neighbours, from the edges j -> i (source j, target i).
+
+    Returns slot, keep, K (for :func:`to_slots`), index (N,K) the atom in each slot (the atom itself
+    at 0, atom 0 at padding), valid (N,K) bool, and bias (N,K) the attention logit bias of each key:
+    log of the cutoff envelope (0 at slot 0; clamped at 1e-30, a normal float32, so its gradient stays
+    finite, leaving a weight of 1e-30 at the clamp), -inf at padding.
+    """
+    slot, keep, k = neighbor_slots(target, r, num_nodes, max_neighbors)
+    index = to_slots(source, slot, keep, num_nodes, k)
+    index[:, 0] = torch.arange(num_nodes, device=index.device)
+    valid = to_slots(torch.ones_like(r), slot, keep, num_nodes, k)
+    valid = torch.cat([torch.ones_like(valid[:, :1]), valid[:, 1:]], dim=1) > 0
+    env = to_slots(envelope, slot, keep, num_nodes, k)
+    env = torch.cat([torch.ones_like(env[:, :1]), env[:, 1:]], dim=1)
+    bias = torch.where(valid, torch.log(env.clamp(min=1e-30)), torch.full_like(env, float("-inf")))
+    return slot, keep, k, index, valid, bias
+
+
 def pad_to(n: int, multiple: int) -> int:
     """n rounded up to a multiple of ``multiple`` (n itself when multiple <= 0)."""
     return n if multiple <= 0 else (n + multiple - 1) // multiple * multiple
