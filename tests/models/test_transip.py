@@ -34,7 +34,7 @@ def test_alignment_loss_trains_and_the_baseline_has_none():
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     torch.manual_seed(1)
     losses = []
-    for _ in range(30):
+    for _ in range(60):
         optimizer.zero_grad()
         loss = model.auxiliary_loss(batch)
         loss.backward()
