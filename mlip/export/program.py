@@ -54,11 +54,11 @@ def example_inputs(model) -> Tuple[torch.Tensor, ...]:
 
 def batch_inputs(batch, dtype) -> Tuple[torch.Tensor, ...]:
     """The program's inputs (see module docstring) from a batch with its graph."""
-    b = int(batch.num_graphs)
-    charge = batch.charge.reshape(-1) if "charge" in batch else torch.zeros(b, dtype=torch.long)
-    spin = batch.spin.reshape(-1) if "spin" in batch else torch.ones(b, dtype=torch.long)
+    from mlip.models.base import structure_fields
+
+    graph, _, charge, spin = structure_fields(batch)
     return (batch.pos.to(dtype), batch.atomic_numbers, batch.cell.reshape(-1, 3, 3).to(dtype), batch.edge_index,
-            batch.cell_shifts, batch.batch, charge, spin)
+            batch.cell_shifts, graph, charge, spin)
 
 
 def export_program(model, example=None) -> torch.export.ExportedProgram:

@@ -25,6 +25,17 @@ from mlip.nn.scatter import scatter_sum
 NUM_ELEMENTS = 119
 
 
+def structure_fields(data) -> Tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
+    """(batch (N,), num_graphs, charge (B,), spin (B,)) of a structure or a batch; charge 0 and spin
+    multiplicity 1 where the data has none."""
+    z = data.atomic_numbers
+    batch = data.batch if getattr(data, "batch", None) is not None else z.new_zeros(z.shape[0])
+    num_graphs = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
+    charge = data.charge.reshape(-1) if "charge" in data else z.new_zeros(num_graphs)
+    spin = data.spin.reshape(-1) if "spin" in data else z.new_ones(num_graphs)
+    return batch, num_graphs, charge, spin
+
+
 class Potential(nn.Module):
     """Base of every architecture. ``forward(batch) -> {"energy" (B,), "forces" (N,3), "stress" (B,3,3)}``.
 
@@ -117,11 +128,7 @@ class Potential(nn.Module):
             data = build_graph(data.clone(), self.cutoff, self.max_neighbors)
         z = data.atomic_numbers
         self.check_species(z)
-        n = z.shape[0]
-        batch = data.batch if getattr(data, "batch", None) is not None else z.new_zeros(n)
-        num_graphs = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
-        charge = data.charge.reshape(-1) if "charge" in data else z.new_zeros(num_graphs)
-        spin = data.spin.reshape(-1) if "spin" in data else z.new_ones(num_graphs)
+        batch, num_graphs, charge, spin = structure_fields(data)
         return self.compute(data.pos, z, data.cell.reshape(-1, 3, 3), data.edge_index, data.cell_shifts, batch,
                             num_graphs, charge, spin, compute_forces, compute_stress)
 

@@ -35,7 +35,7 @@ from torch import nn
 
 from mlip.models import register
 from mlip.models.base import NUM_ELEMENTS, Potential
-from mlip.nn import scatter_sum, spherical_harmonics
+from mlip.nn import ChargeSpinEmbedding, scatter_sum, spherical_harmonics
 from mlip.nn.feed_forward import feed_forward
 from mlip.nn.neighbor_attention import NeighborAttention, neighbor_table, pad_to, to_slots
 from mlip.nn.radial import GaussianBasis, PolynomialEnvelope
@@ -152,11 +152,7 @@ class EScAIP(Potential):
         self.tokens = Tokens(num_basis, cutoff, atom_dim, boo_lmax, boo_dim, hidden)
         self.input = nn.Sequential(nn.Linear(self.tokens.size, hidden), nn.SiLU(), nn.RMSNorm(hidden))
         self.input_ffn = feed_forward(hidden, 1)
-        self.charge_spin = None
-        if charge_spin:
-            from mlip.nn import ChargeSpinEmbedding
-
-            self.charge_spin = ChargeSpinEmbedding(hidden)
+        self.charge_spin = ChargeSpinEmbedding(hidden) if charge_spin else None
         self.direct_forces = bool(direct_forces)
         self.blocks = nn.ModuleList([GraphAttentionBlock(self.tokens.size, hidden, heads, angular_lmax, ffn_multiplier,
                                                          self.direct_forces, self.direct_forces or i < num_layers - 1)

@@ -32,7 +32,7 @@ from torch import nn
 
 from mlip.models import register
 from mlip.models.base import NUM_ELEMENTS, Potential
-from mlip.nn import GridProductMLP, SO3Linear, SO3RMSNorm, scatter_sum, spherical_harmonics
+from mlip.nn import ChargeSpinEmbedding, GridProductMLP, SO3Linear, SO3RMSNorm, scatter_sum, spherical_harmonics
 from mlip.nn.radial import BesselBasis
 from mlip.nn.so2 import EdgeFrame, SO2Linear, kept_coefficients
 
@@ -123,11 +123,7 @@ class ESCN(Potential):
         self.lmax, self.channels = lmax, channels
         self.frame = EdgeFrame(lmax, mmax)
         self.embedding = nn.Embedding(NUM_ELEMENTS, channels)
-        self.charge_spin = None
-        if charge_spin:
-            from mlip.nn import ChargeSpinEmbedding
-
-            self.charge_spin = ChargeSpinEmbedding(channels)
+        self.charge_spin = ChargeSpinEmbedding(channels) if charge_spin else None
         self.edge_embedding = EdgeEmbedding(edge_hidden, cutoff, num_basis)
         self.degree_embedding = nn.Linear(edge_hidden, (lmax + 1) * channels)
         self.register_buffer("m_zero", torch.tensor([kept_coefficients(lmax, mmax).index(l * l + l)

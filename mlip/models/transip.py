@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from mlip.models import register
-from mlip.models.base import NUM_ELEMENTS, Potential
-from mlip.nn import scatter_sum
+from mlip.models.base import NUM_ELEMENTS, Potential, structure_fields
+from mlip.nn import ChargeSpinEmbedding, scatter_sum
 from mlip.nn.feed_forward import feed_forward
 from mlip.nn.neighbor_attention import NeighborAttention, neighbor_table, to_slots
 from mlip.nn.radial import GaussianBasis, PolynomialEnvelope
@@ -104,11 +104,7 @@ class TransIP(Potential):
         nn.init.normal_(self.element.weight, std=0.1)
         self.position = nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.pair = nn.Sequential(nn.Linear(3 + num_basis, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.charge_spin = None
-        if charge_spin:
-            from mlip.nn import ChargeSpinEmbedding
-
-            self.charge_spin = ChargeSpinEmbedding(hidden)
+        self.charge_spin = ChargeSpinEmbedding(hidden) if charge_spin else None
         self.blocks = nn.ModuleList([TransformerBlock(hidden, heads, ffn_multiplier) for _ in range(num_layers)])
         self.norm = nn.LayerNorm(hidden)
         self.energy_head = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
@@ -167,18 +163,16 @@ class TransIP(Potential):
         from mlip.nn.so3 import random_rotation
         from mlip.train.augment import rotate_batch
 
-        b = int(batch.num_graphs)
+        graph, b, charge, spin = structure_fields(batch)
         dtype = self.dtype
-        charge = batch.charge.reshape(-1) if "charge" in batch else batch.atomic_numbers.new_zeros(b)
-        spin = batch.spin.reshape(-1) if "spin" in batch else batch.atomic_numbers.new_ones(b)
         rotations = random_rotation(b, dtype=dtype).to(batch.pos.device)
         latents = []
         for data in (batch, rotate_batch(batch, rotations)):
             vec = edge_vectors(data.pos.to(dtype), data.cell.reshape(-1, 3, 3).to(dtype), data.edge_index,
-                               data.cell_shifts, data.batch)
-            latents.append(self.embeddings(data.atomic_numbers, data.edge_index, vec, data.batch, charge, spin))
+                               data.cell_shifts, graph)
+            latents.append(self.embeddings(data.atomic_numbers, data.edge_index, vec, graph, charge, spin))
         z, z_rotated = latents
-        predicted = self.transform(torch.cat([z, rotations.reshape(b, 9)[batch.batch]], dim=-1))
+        predicted = self.transform(torch.cat([z, rotations.reshape(b, 9)[graph]], dim=-1))
         # atom-level InfoNCE: atom i of the rotated structure against every atom of the batch (at most
         # max_alignment_atoms of them, drawn at random, so the (n, n) logits stay small)
         n = z.shape[0]

@@ -81,20 +81,24 @@ def apply_statistics(model, stats: dict, cfg) -> dict:
             "avg_num_neighbors": stats["avg_num_neighbors"]}
 
 
-def predictions(model, dataset, cutoff: float, batch_size: int = 16, max_neighbors=None) -> tuple[dict, dict]:
-    """Model predictions and references over ``dataset`` as flat numpy arrays."""
+def graph_loader(dataset, cutoff: float, batch_size: int, max_neighbors=None):
+    """Batches of ``dataset`` in order, with their graphs (for evaluation)."""
     from functools import partial
 
     from torch.utils.data import DataLoader
 
     from mlip.graph import collate
 
+    return DataLoader(dataset, batch_size=batch_size,
+                      collate_fn=partial(collate, cutoff=cutoff, max_neighbors=max_neighbors))
+
+
+def predictions(model, dataset, cutoff: float, batch_size: int = 16, max_neighbors=None) -> tuple[dict, dict]:
+    """Model predictions and references over ``dataset`` as flat numpy arrays."""
     model.eval()
     pred = {"energy": [], "energy_per_atom": [], "forces": [], "stress": []}
     ref = {k: [] for k in pred}
-    loader = DataLoader(dataset, batch_size=batch_size,
-                        collate_fn=partial(collate, cutoff=cutoff, max_neighbors=max_neighbors))
-    for batch in loader:
+    for batch in graph_loader(dataset, cutoff, batch_size, max_neighbors):
         out = model(batch)
         n = batch.natoms.double()
         pred["energy"].append(out["energy"].detach().double())
@@ -116,17 +120,10 @@ def rotation_report(model, dataset, cutoff: float, batch_size: int = 16, max_nei
                     max_batches: int = 4) -> dict:
     """mlip.testing.rotation_sensitivity averaged over the first ``max_batches`` batches: the mean
     relative change of forces and the change of energy (eV/atom) under random rotations."""
-    from functools import partial
-
-    from torch.utils.data import DataLoader
-
-    from mlip.graph import collate
     from mlip.testing import rotation_sensitivity
 
-    loader = DataLoader(dataset, batch_size=batch_size,
-                        collate_fn=partial(collate, cutoff=cutoff, max_neighbors=max_neighbors))
     totals, count = {"forces": 0.0, "energy_per_atom": 0.0}, 0
-    for i, batch in enumerate(loader):
+    for i, batch in enumerate(graph_loader(dataset, cutoff, batch_size, max_neighbors)):
         if i == max_batches:
             break
         for key, value in rotation_sensitivity(model.eval(), batch, rotations=2, seed=i).items():
