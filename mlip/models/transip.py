@@ -114,7 +114,10 @@ class TransIP(Potential):
         # the transformation network of the alignment loss (training only; absent in the baseline)
         self.transform: nn.Module = nn.Identity()
         if self.alignment_weight > 0:
+            # residual, last layer zero: T starts as the identity (an invariant encoder satisfies it at once)
             self.transform = nn.Sequential(nn.Linear(hidden + 9, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+            nn.init.zeros_(self.transform[-1].weight)
+            nn.init.zeros_(self.transform[-1].bias)
         if self.direct_forces:
             warnings.warn("TransIP with direct_forces=True predicts forces from a separate head: they are not the "
                           "gradient of the energy, so MD with them does not conserve energy", stacklevel=2)
@@ -172,7 +175,7 @@ class TransIP(Potential):
                                data.cell_shifts, graph)
             latents.append(self.embeddings(data.atomic_numbers, data.edge_index, vec, graph, charge, spin))
         z, z_rotated = latents
-        predicted = self.transform(torch.cat([z, rotations.reshape(b, 9)[graph]], dim=-1))
+        predicted = z + self.transform(torch.cat([z, rotations.reshape(b, 9)[graph]], dim=-1))
         # atom-level InfoNCE: atom i of the rotated structure against every atom of the batch (at most
         # max_alignment_atoms of them, drawn at random, so the (n, n) logits stay small)
         n = z.shape[0]

@@ -1,0 +1,13 @@
+"""Triton kernels under the potentials' hot paths, each beside its pure-torch reference (same
+signature) and an autograd.Function whose backward is itself differentiable. Installed as
+``mlip.kernels``; which implementation runs is chosen by mlip.kernels.dispatch (Triton on CUDA,
+the reference elsewhere, or forced either way)."""
+
+from mlip.kernels.bspline import bspline, bspline_reference
+from mlip.kernels.dispatch import backend, get_backend, set_backend, use_triton
+from mlip.kernels.edge_rotation import rotate_into, rotate_into_reference, rotate_out_of, rotate_out_of_reference
+from mlip.kernels.segment_sum import segment_sum, segment_sum_reference
+
+__all__ = ["backend", "get_backend", "set_backend", "use_triton", "segment_sum", "segment_sum_reference",
+           "bspline", "bspline_reference", "rotate_into", "rotate_into_reference", "rotate_out_of",
+           "rotate_out_of_reference"]
