@@ -11,3 +11,7 @@ from mlip.kernels.segment_sum import segment_sum, segment_sum_reference
 __all__ = ["backend", "get_backend", "set_backend", "use_triton", "segment_sum", "segment_sum_reference",
            "bspline", "bspline_reference", "rotate_into", "rotate_into_reference", "rotate_out_of",
            "rotate_out_of_reference"]
+from mlip.kernels.attention import neighbor_attention, neighbor_attention_reference  # noqa: E402
+from mlip.kernels.grid_mlp import grid_mlp, grid_mlp_reference  # noqa: E402
+
+__all__ += ["neighbor_attention", "neighbor_attention_reference", "grid_mlp", "grid_mlp_reference"]

@@ -4,7 +4,8 @@
 derivative in r (Å^-order) of sum_j B_j(r / h) coefficients[j], knot spacing h = cutoff / (num_basis - 3),
 the basis of mlip.nn.radial.cubic_bspline_basis. Each edge reads the four coefficient rows of its knot
 interval: no (E, num_basis) basis matrix is formed. Beyond the cutoff the value is the end value and
-every derivative is zero (as the clamped reference gives).
+every derivative is zero (as the clamped reference gives). The torch reference forms the basis
+matrix, which on the CPU is the fastest way.
 
 The backward of order k is order k + 1 (for r) and the transposed evaluation (for the coefficients),
 and the backward of the transposed evaluation is orders k and k + 1 again, so derivatives of every
@@ -17,7 +18,7 @@ from typing import Tuple
 
 import torch
 
-from mlip.kernels.dispatch import HAS_TRITON, use_triton
+from mlip.kernels.dispatch import HAS_TRITON, launches, use_triton
 
 if HAS_TRITON:
     import triton
@@ -36,7 +37,7 @@ if HAS_TRITON:
         scale = tl.load(params_ptr + 2)
         t_raw = r * inv_h
         t = tl.minimum(tl.maximum(t_raw, 0.0), t_max)
-        knot = tl.floor(t)
+        knot = tl.minimum(tl.floor(t), tl.load(params_ptr + 3))  # t_max rounds up to the last knot in fp32
         u = t - knot
         if ORDER == 0:
             w0 = (1 - u) * (1 - u) * (1 - u) / 6
@@ -78,7 +79,7 @@ def interval_weights(r: torch.Tensor, num_basis: int, cutoff: float, order: int)
     t_max = (num_basis - 3) - 1e-9
     t_raw = r / h
     t = t_raw.clamp(min=0.0, max=t_max)
-    knot = torch.floor(t.detach())
+    knot = torch.floor(t.detach()).clamp(max=num_basis - 4)  # t_max rounds up to the last knot in float32
     u = t - knot
     if order == 0:
         w = [(1 - u) ** 3 / 6, (3 * u**3 - 6 * u**2 + 4) / 6, (-3 * u**3 + 3 * u**2 + 3 * u + 1) / 6, u**3 / 6]
@@ -98,22 +99,27 @@ def interval_weights(r: torch.Tensor, num_basis: int, cutoff: float, order: int)
     return knot.long(), weights
 
 
+def basis_matrix(r: torch.Tensor, num_basis: int, cutoff: float, order: int) -> torch.Tensor:
+    """(E, num_basis): the order-th r-derivative of every B-spline at every edge (four non-zeros a row)."""
+    knot, weights = interval_weights(r, num_basis, cutoff, order)
+    rows = knot.unsqueeze(-1) + torch.arange(4, device=r.device)
+    return r.new_zeros(r.shape[0], num_basis).scatter(-1, rows, weights)
+
+
 def bspline_reference(r: torch.Tensor, coefficients: torch.Tensor, cutoff: float, order: int = 0) -> torch.Tensor:
-    """The torch reference: the same four-row gather, differentiated by autograd."""
-    knot, weights = interval_weights(r, coefficients.shape[0], cutoff, order)
-    rows = knot.unsqueeze(-1) + torch.arange(4, device=r.device)  # (E, 4)
-    return torch.einsum("ea,eap->ep", weights, coefficients[rows])
+    """The torch reference: the (E, num_basis) basis matrix times the table (on the CPU a matmul is
+    faster than the four-row gather), differentiated by autograd."""
+    return basis_matrix(r, coefficients.shape[0], cutoff, order) @ coefficients
 
 
 def _transpose(r: torch.Tensor, grad: torch.Tensor, num_basis: int, cutoff: float, order: int) -> torch.Tensor:
-    """(num_basis, P): sum over edges of the order-th derivative weights times grad (torch index_add)."""
-    knot, weights = interval_weights(r, num_basis, cutoff, order)
-    rows = (knot.unsqueeze(-1) + torch.arange(4, device=r.device)).reshape(-1)
-    contributions = (weights.unsqueeze(-1) * grad.unsqueeze(1)).reshape(-1, grad.shape[-1])
-    return grad.new_zeros(num_basis, grad.shape[-1]).index_add(0, rows, contributions)
+    """(num_basis, P): basis^T grad, the coefficient gradient (a matmul: deterministic, unlike atomics;
+    this backward is the one place the (E, num_basis) basis is formed)."""
+    return basis_matrix(r, num_basis, cutoff, order).transpose(0, 1) @ grad
 
 
 def _launch(r: torch.Tensor, coefficients: torch.Tensor, cutoff: float, order: int) -> torch.Tensor:
+    launches["bspline"] += 1
     num_basis, paths = coefficients.shape
     edges = r.shape[0]
     out = r.new_empty(edges, paths)
@@ -125,7 +131,8 @@ def _launch(r: torch.Tensor, coefficients: torch.Tensor, cutoff: float, order: i
     block_p = min(max(triton.next_power_of_2(paths), 16), 64)
     block_e = 32
     grid = (triton.cdiv(edges, block_e), triton.cdiv(paths, block_p))
-    params = torch.tensor([1.0 / h, (num_basis - 3) - 1e-9, h ** (-order)], dtype=r.dtype, device=r.device)
+    params = torch.tensor([1.0 / h, (num_basis - 3) - 1e-9, h ** (-order), num_basis - 4], dtype=r.dtype,
+                          device=r.device)
     _bspline_kernel[grid](r.contiguous(), coefficients.to(r.dtype).contiguous(), out, params, edges, paths,
                           ORDER=order, BLOCK_E=block_e, BLOCK_P=block_p)
     return out

@@ -8,6 +8,7 @@ this); ``torch`` forces the references. Set it with the environment variable ``M
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 from typing import Iterator
@@ -23,6 +24,9 @@ try:
     HAS_TRITON = True
 except ImportError:  # pragma: no cover - triton is a Linux dependency of mlip
     HAS_TRITON = False
+
+# launches of each Triton kernel in this process (what ran, for tests and benchmarks)
+launches: collections.Counter = collections.Counter()
 
 _backend = os.environ.get("MLIP_KERNELS", "auto")
 if _backend not in BACKENDS:

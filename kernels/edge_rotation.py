@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from mlip.kernels.dispatch import HAS_TRITON, use_triton
+from mlip.kernels.dispatch import HAS_TRITON, launches, use_triton
 
 if HAS_TRITON:
     import triton
@@ -76,6 +76,7 @@ def _column_ranges(row_start: torch.Tensor, num_coefficients: int):
 
 
 def _launch(d, x, lo, hi, out_rows: int, transpose: bool):
+    launches["edge_rotation"] += 1
     edges, channels = x.shape[0], x.shape[2]
     out = x.new_empty(edges, out_rows, channels)
     if edges == 0 or channels == 0 or out_rows == 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from mlip.kernels.dispatch import HAS_TRITON, use_triton
+from mlip.kernels.dispatch import HAS_TRITON, launches, use_triton
 
 if HAS_TRITON:
     import triton
@@ -40,6 +40,7 @@ def segment_sum_reference(src: torch.Tensor, index: torch.Tensor, dim_size: int)
 
 
 def _launch(src: torch.Tensor, offsets: torch.Tensor, dim_size: int) -> torch.Tensor:
+    launches["segment_sum"] += 1
     out = src.new_empty([dim_size] + list(src.shape[1:]))
     features = 1
     for s in src.shape[1:]:

@@ -42,7 +42,10 @@ def radius_graph_pbc(pos, cell, pbc, cutoff: float, max_neighbors: int | None = 
     if max_neighbors is not None:
         vec = edge_vectors(pos.detach().double(), cell.detach().double(), torch.stack([source, target]), shifts)
         keep = cap_neighbors(source, target, vec.norm(dim=-1), shifts, int(max_neighbors))
-        source, target, shifts = source[keep], target[keep], shifts[keep]
+        source, target, shifts = source[keep], target[keep], shifts[keep]  # sorted by target
+    else:  # by receiver, as the deterministic segmented sum of mlip.kernels wants them
+        order = torch.sort(target, stable=True).indices
+        source, target, shifts = source[order], target[order], shifts[order]
     return torch.stack([source, target]), shifts
 
 
@@ -50,7 +53,7 @@ def build_graph(data, cutoff: float, max_neighbors: int | None = None, backend: 
     """Write ``edge_index`` (2,E) [source, target] and ``cell_shifts`` (E,3) onto ``data``.
 
     Works on one AtomicData or a torch_geometric Batch of them (molecules and crystals mixed);
-    edges never cross structures. With ``max_neighbors`` each atom keeps its nearest sources,
+    edges never cross structures and come sorted by target (receiver). With ``max_neighbors`` each atom keeps its nearest sources,
     ties broken deterministically. Returns ``data`` itself.
     """
     cells = data.cell.reshape(-1, 3, 3)

@@ -22,7 +22,9 @@ This project's choices (the paper's method section was not reachable from here):
 the envelope-weighted mean of the neighbours' positions (for a fully connected molecule, the
 centroid up to a factor; for a crystal, a local centre, which keeps the energy extensive and smooth
 at the cutoff); attention uses the neighbour-table layout of mlip.nn.neighbor_attention (slot 0 the
-atom itself) with the cutoff envelope as key bias; T is an MLP of [z, vec(R)]; the contrast is
+atom itself) with the cutoff envelope as key bias; T is residual, z + MLP([z, vec(R)]) with the MLP's
+last layer starting at zero, so T starts as the identity (without the residual, alignment slowed
+force learning and left a larger rotation error than augmentation alone); the contrast is
 between atoms (cosine similarity, temperature ``alignment_temperature``): contrasting mean-pooled
 structures failed on single-molecule data such as rMD17, whose conformers pool to nearly the same
 vector (the loss stayed at log B).

@@ -15,11 +15,13 @@ from typing import Optional
 import torch
 from torch import nn
 
+from mlip.kernels import grid_mlp
 from mlip.nn.s2_grid import S2Grid
 
 
 class GridProductMLP(nn.Module):
-    """(N, S, C) -> (N, S, C_out), S = (lmax+1)^2: to_grid, W_out[(W_a g + b_a) * (W_b g + b_b)], from_grid."""
+    """(N, S, C) -> (N, S, C_out), S = (lmax+1)^2: to_grid, W_out[(W_a g + b_a) * (W_b g + b_b)], from_grid
+    (fused in mlip.kernels.grid_mlp: the grid tensor is not stored)."""
 
     def __init__(self, lmax: int, channels: int, hidden: int, channels_out: Optional[int] = None):
         super().__init__()
@@ -30,5 +32,6 @@ class GridProductMLP(nn.Module):
         nn.init.normal_(self.out.weight, std=hidden**-0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.grid.to_grid(x)
-        return self.grid.from_grid(self.out(self.left(g) * self.right(g)))
+        dtype = x.dtype
+        return grid_mlp(x, self.grid.to_grid_matrix.to(dtype), self.grid.from_grid_matrix.to(dtype), self.left.weight,
+                        self.left.bias, self.right.weight, self.right.bias, self.out.weight)

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mlip.kernels import neighbor_attention, use_triton
+
 
 def neighbor_slots(target: torch.Tensor, r: torch.Tensor, num_nodes: int,
                    max_neighbors: int) -> Tuple[torch.Tensor, torch.Tensor, int]:
@@ -87,9 +89,10 @@ class NeighborAttention(nn.Module):
     With ``angular_lmax`` L > 0 each head's query and key channels are split into L+1 groups and the
     group of degree l is expanded by the real spherical harmonics Y_l of the token's edge direction
     (EScAIP's frequency embedding): q·k then sums q_c k_c P_l(u_a·u_b) over groups, an invariant that
-    lets attention see the angles between neighbours. Uses torch's scaled_dot_product_attention; in
-    training mode its math form, whose backward is differentiable again (forces are a gradient, and
-    training on them takes the gradient of that); the fused CPU/GPU kernels are used in eval mode.
+    lets attention see the angles between neighbours. Runs mlip.kernels.neighbor_attention (the Triton
+    kernel on CUDA; elsewhere torch's math attention, whose backward is differentiable again: forces are
+    a gradient, and training on them takes the gradient of that); in eval mode without Triton, torch's
+    fused scaled_dot_product_attention.
     """
 
     def __init__(self, hidden: int, heads: int, angular_lmax: int = 0):
@@ -129,10 +132,12 @@ class NeighborAttention(nn.Module):
             q = q.index_select(3, self.channel) * y
             key = key.index_select(3, self.channel) * y
         q, key = q.transpose(1, 2), key.transpose(1, 2)  # (N, heads, K, D')
-        mask = bias.to(x.dtype)[:, None, None, :]  # every query sees the same keys
         scale = 1.0 / math.sqrt(self.head_dim)
-        if self.training:
-            out = torch.ops.aten._scaled_dot_product_attention_math(q, key, v, mask, 0.0, False, None, scale=scale)[0]
-        else:
-            out = F.scaled_dot_product_attention(q, key, v, attn_mask=mask, scale=scale)
+        fused_torch = not self.training  # torch's fused attention: fast, but its backward is not differentiable
+        if not torch.jit.is_scripting():
+            fused_torch = fused_torch and not use_triton(x)
+        if fused_torch:
+            out = F.scaled_dot_product_attention(q, key, v, attn_mask=bias.to(x.dtype)[:, None, None, :], scale=scale)
+        else:  # the Triton kernel, or its reference (math attention, differentiable twice)
+            out = neighbor_attention(q.contiguous(), key.contiguous(), v.contiguous(), bias, scale)
         return self.out(out.transpose(1, 2).reshape(n, k, hidden))

@@ -8,6 +8,8 @@ import math
 import torch
 from torch import nn
 
+from mlip.kernels import bspline
+
 
 class PolynomialEnvelope(nn.Module):
     """u(r) = 1 - (p+1)(p+2)/2 d^p + p(p+2) d^(p+1) - p(p+1)/2 d^(p+2), d = r / cutoff; zero beyond.
@@ -35,7 +37,7 @@ def cubic_bspline_basis(r: torch.Tensor, num_basis: int, cutoff: float) -> torch
     """
     h = cutoff / (num_basis - 3)
     t = (r / h).clamp(min=0.0, max=(num_basis - 3) - 1e-9)
-    i = torch.floor(t)
+    i = torch.floor(t).clamp(max=num_basis - 4)  # t's upper clamp rounds to num_basis - 3 in float32
     u = t - i
     b0 = (1 - u) ** 3 / 6
     b1 = (3 * u**3 - 6 * u**2 + 4) / 6
@@ -50,7 +52,7 @@ class SplineRadial(nn.Module):
     """Learned radial weights: ``num_out`` cubic B-splines of the distance times the envelope.
 
     ``forward(r (E,)) -> (E, num_out)``; no MLP over a radial basis, just the spline coefficients
-    (num_basis, num_out): cheap to evaluate and to differentiate.
+    (num_basis, num_out), evaluated by mlip.kernels.bspline from the table (no basis matrix).
     """
 
     def __init__(self, num_out: int, cutoff: float, num_basis: int = 10, envelope_exponent: int = 5):
@@ -61,8 +63,7 @@ class SplineRadial(nn.Module):
         self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        basis = cubic_bspline_basis(r, self.num_basis, self.cutoff)
-        return (basis @ self.coefficients.to(r.dtype)) * self.envelope(r).unsqueeze(-1)
+        return bspline(r, self.coefficients.to(r.dtype), self.cutoff) * self.envelope(r).unsqueeze(-1)
 
 
 class BesselBasis(nn.Module):

@@ -1,11 +1,12 @@
-"""Segment sums with torch's own index_add (no torch-scatter dependency)."""
+"""Segment sums: mlip.kernels.segment_sum (deterministic Triton kernel on CUDA, index_add elsewhere)."""
 
 from __future__ import annotations
 
 import torch
 
+from mlip.kernels import segment_sum
+
 
 def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
     """out[i] = sum of src[k] over k with index[k] == i; (K, ...) -> (dim_size, ...)."""
-    out = src.new_zeros([dim_size] + list(src.shape[1:]))
-    return out.index_add(0, index, src)
+    return segment_sum(src, index, dim_size)

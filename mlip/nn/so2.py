@@ -9,11 +9,13 @@ a complex weight, which commutes with the 2D rotation a z rotation applies to th
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional
 
 import torch
 from torch import nn
 
+from mlip.kernels import rotate_into, rotate_out_of
 from mlip.nn.constants import ExactBuffers
 from mlip.nn.so3 import sphere_quadrature
 from mlip.nn.spherical_harmonics import spherical_harmonics
@@ -52,6 +54,9 @@ class EdgeFrame(ExactBuffers):
         super().__init__()
         self.lmax, self.mmax = lmax, mmax
         self.register_buffer("kept", torch.tensor(kept_coefficients(lmax, mmax)), persistent=False)
+        degree = torch.tensor([math.isqrt(int(s)) for s in self.kept])  # rows grouped by degree
+        self.register_buffer("row_start", degree**2, persistent=False)  # row k acts on columns [l^2, (l+1)^2)
+        self.register_buffer("row_end", (degree + 1) ** 2, persistent=False)
         points, weights = sphere_quadrature(2 * lmax)
         pts = torch.as_tensor(points, dtype=torch.float64)
         y = spherical_harmonics(lmax, pts, normalize=False)  # (P, S)
@@ -65,10 +70,10 @@ class EdgeFrame(ExactBuffers):
         return torch.einsum("epk,ps->eks", y, self.weighted_harmonics)
 
     def into(self, d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(d, x)
+        return rotate_into(d, x, self.row_start, self.row_end)
 
     def out_of(self, d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(d.transpose(1, 2), y)
+        return rotate_out_of(d, y, self.row_start, self.row_end)
 
 
 class _PairBlock(nn.Module):

@@ -1,0 +1,32 @@
+"""Backward by recomputing the torch reference: for the fused kernels whose forward keeps no
+intermediate (the sphere grid, the attention matrix). The reference's vector-Jacobian product is
+taken with torch.func.vjp, a function transform: it never walks into the inputs' own history (an
+input such as the attention bias may feed earlier layers too), and it composes with the outer
+autograd, so the backward is itself differentiable (training on forces takes the gradient of the
+gradient)."""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence
+
+import torch
+
+
+def reference_vjp(reference: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
+                  needs_grad: Sequence[bool], grad_output: torch.Tensor) -> List[Optional[torch.Tensor]]:
+    """Gradients of <reference(*inputs), grad_output> for the inputs with ``needs_grad`` (None for the rest)."""
+    wanted = [i for i, need in enumerate(needs_grad) if need]
+    result: List[Optional[torch.Tensor]] = [None] * len(inputs)
+    if not wanted:
+        return result
+
+    def of_wanted(*xs):
+        args = list(inputs)
+        for i, x in zip(wanted, xs):
+            args[i] = x
+        return reference(*args)
+
+    _, vjp = torch.func.vjp(of_wanted, *[inputs[i] for i in wanted])
+    for i, g in zip(wanted, vjp(grad_output)):
+        result[i] = g
+    return result
