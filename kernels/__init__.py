@@ -3,15 +3,14 @@ signature) and an autograd.Function whose backward is itself differentiable. Ins
 ``mlip.kernels``; which implementation runs is chosen by mlip.kernels.dispatch (Triton on CUDA,
 the reference elsewhere, or forced either way)."""
 
+from mlip.kernels.attention import neighbor_attention, neighbor_attention_reference
 from mlip.kernels.bspline import bspline, bspline_reference
 from mlip.kernels.dispatch import backend, get_backend, set_backend, use_triton
 from mlip.kernels.edge_rotation import rotate_into, rotate_into_reference, rotate_out_of, rotate_out_of_reference
+from mlip.kernels.grid_mlp import grid_mlp, grid_mlp_reference
 from mlip.kernels.segment_sum import segment_sum, segment_sum_reference
 
 __all__ = ["backend", "get_backend", "set_backend", "use_triton", "segment_sum", "segment_sum_reference",
            "bspline", "bspline_reference", "rotate_into", "rotate_into_reference", "rotate_out_of",
-           "rotate_out_of_reference"]
-from mlip.kernels.attention import neighbor_attention, neighbor_attention_reference  # noqa: E402
-from mlip.kernels.grid_mlp import grid_mlp, grid_mlp_reference  # noqa: E402
-
-__all__ += ["neighbor_attention", "neighbor_attention_reference", "grid_mlp", "grid_mlp_reference"]
+           "rotate_out_of_reference", "grid_mlp", "grid_mlp_reference", "neighbor_attention",
+           "neighbor_attention_reference"]
