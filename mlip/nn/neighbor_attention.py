@@ -139,5 +139,5 @@ class NeighborAttention(nn.Module):
         if fused_torch:
             out = F.scaled_dot_product_attention(q, key, v, attn_mask=bias.to(x.dtype)[:, None, None, :], scale=scale)
         else:  # the Triton kernel, or its reference (math attention, differentiable twice)
-            out = neighbor_attention(q.contiguous(), key.contiguous(), v.contiguous(), bias, scale)
+            out = neighbor_attention(q, key, v, bias, scale)
         return self.out(out.transpose(1, 2).reshape(n, k, hidden))
