@@ -18,7 +18,8 @@ from typing import Tuple
 
 import torch
 
-from mlip.kernels.dispatch import HAS_TRITON, launches, use_triton
+from mlip.kernels.dispatch import HAS_TRITON, use_triton
+from mlip.kernels.launch import launch, num_warps_for
 
 if HAS_TRITON:
     import triton
@@ -119,7 +120,6 @@ def _transpose(r: torch.Tensor, grad: torch.Tensor, num_basis: int, cutoff: floa
 
 
 def _launch(r: torch.Tensor, coefficients: torch.Tensor, cutoff: float, order: int) -> torch.Tensor:
-    launches["bspline"] += 1
     num_basis, paths = coefficients.shape
     edges = r.shape[0]
     out = r.new_empty(edges, paths)
@@ -133,8 +133,11 @@ def _launch(r: torch.Tensor, coefficients: torch.Tensor, cutoff: float, order: i
     grid = (triton.cdiv(edges, block_e), triton.cdiv(paths, block_p))
     params = torch.tensor([1.0 / h, (num_basis - 3) - 1e-9, h ** (-order), num_basis - 4], dtype=r.dtype,
                           device=r.device)
-    _bspline_kernel[grid](r.contiguous(), coefficients.to(r.dtype).contiguous(), out, params, edges, paths,
-                          ORDER=order, BLOCK_E=block_e, BLOCK_P=block_p)
+    launch("bspline", _bspline_kernel, grid, (r.contiguous(), coefficients.to(r.dtype).contiguous(), out, params,
+                                              edges, paths),
+           dict(ORDER=order, BLOCK_E=block_e, BLOCK_P=block_p),
+           lambda: out.copy_(bspline_reference(r, coefficients.to(r.dtype), cutoff, order)),
+           num_warps=num_warps_for(block_e * block_p))
     return out
 
 

@@ -8,7 +8,6 @@ this); ``torch`` forces the references. Set it with the environment variable ``M
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 from typing import Iterator
@@ -24,9 +23,6 @@ try:
     HAS_TRITON = True
 except ImportError:  # pragma: no cover - triton is a Linux dependency of mlip
     HAS_TRITON = False
-
-# launches of each Triton kernel in this process (what ran, for tests and benchmarks)
-launches: collections.Counter = collections.Counter()
 
 _backend = os.environ.get("MLIP_KERNELS", "auto")
 if _backend not in BACKENDS:
@@ -67,8 +63,10 @@ def use_triton(tensor: torch.Tensor) -> bool:
     if _backend == "torch" or not HAS_TRITON:
         return False
     if _backend == "triton":
-        if not tensor.is_cuda and not interpreted():
+        from mlip.kernels.launch import dry_run
+
+        if not tensor.is_cuda and not interpreted() and not dry_run():
             raise RuntimeError("mlip.kernels backend 'triton' on CPU tensors needs TRITON_INTERPRET=1 "
-                               "(set before triton is imported)")
+                               "(set before triton is imported) or a dry recording (mlip.kernels.launch.record)")
         return True
     return tensor.is_cuda

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from mlip.kernels.dispatch import HAS_TRITON, launches, use_triton
+from mlip.kernels.dispatch import HAS_TRITON, use_triton
+from mlip.kernels.launch import launch
 
 if HAS_TRITON:
     import triton
@@ -75,18 +76,25 @@ def _column_ranges(row_start: torch.Tensor, num_coefficients: int):
     return lo.to(torch.int32).contiguous(), hi.to(torch.int32).contiguous()
 
 
-def _launch(d, x, lo, hi, out_rows: int, transpose: bool):
-    launches["edge_rotation"] += 1
+def _launch(d, x, row_start, row_end, transpose: bool):
+    """rotate_into (``transpose`` False) or rotate_out_of of x by d."""
     edges, channels = x.shape[0], x.shape[2]
+    out_rows = d.shape[2] if transpose else d.shape[1]
     out = x.new_empty(edges, out_rows, channels)
     if edges == 0 or channels == 0 or out_rows == 0:
         return out.zero_()
+    if transpose:
+        lo, hi = _column_ranges(row_start, d.shape[2])
+    else:
+        lo, hi = row_start.to(torch.int32).contiguous(), row_end.to(torch.int32).contiguous()
     block_c = min(max(triton.next_power_of_2(channels), 16), 64)
     block_e = 16
     grid = (triton.cdiv(edges, block_e), triton.cdiv(channels, block_c))
-    _block_rotation_kernel[grid](d.contiguous(), x.contiguous(), out, lo, hi, edges, channels, d.shape[1], d.shape[2],
-                                 x.shape[1], out_rows, TRANSPOSE=transpose,
-                                 FP64=x.dtype == torch.float64, BLOCK_E=block_e, BLOCK_C=block_c)
+    reference = rotate_out_of_reference if transpose else rotate_into_reference
+    launch("edge_rotation", _block_rotation_kernel, grid,
+           (d.contiguous(), x.contiguous(), out, lo, hi, edges, channels, d.shape[1], d.shape[2], x.shape[1], out_rows),
+           dict(TRANSPOSE=transpose, FP64=x.dtype == torch.float64, BLOCK_E=block_e, BLOCK_C=block_c),
+           lambda: out.copy_(reference(d, x, row_start, row_end)))
     return out
 
 
@@ -99,8 +107,7 @@ class _RotateInto(torch.autograd.Function):
     @staticmethod
     def forward(ctx, d, x, row_start, row_end):
         ctx.save_for_backward(d, x, row_start, row_end)
-        return _launch(d, x, row_start.to(torch.int32).contiguous(), row_end.to(torch.int32).contiguous(),
-                       d.shape[1], False)
+        return _launch(d, x, row_start, row_end, False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -114,8 +121,7 @@ class _RotateOutOf(torch.autograd.Function):
     @staticmethod
     def forward(ctx, d, y, row_start, row_end):
         ctx.save_for_backward(d, y, row_start, row_end)
-        lo, hi = _column_ranges(row_start, d.shape[2])
-        return _launch(d, y, lo, hi, d.shape[2], True)
+        return _launch(d, y, row_start, row_end, True)
 
     @staticmethod
     def backward(ctx, grad):

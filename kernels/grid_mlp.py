@@ -1,57 +1,125 @@
 """The spherical-grid node update of Facet and eSCN, fused: projection to the grid points, the
-pointwise channel product-MLP and the projection back, one node per program, the grid points in
-blocks, so the (N, P, hidden) grid tensor is never written to memory.
+pointwise channel product-MLP and the projection back, so the (N, P, hidden) grid tensor is never
+written to memory, neither in the forward nor in the first-order backward (forces).
 
 ``grid_mlp(x (N, S, C), to_grid (P, S), from_grid (S, P), left_w (H, C), left_b (H,), right_w (H, C),
 right_b (H,), out_w (C_out, H)) -> (N, S, C_out)`` =
 from_grid @ [((to_grid @ x) left_w^T + left_b) * ((to_grid @ x) right_w^T + right_b)] out_w^T
-(mlip.nn.grid_mlp.GridProductMLP). Backward: the reference recomputed and differentiated
-(mlip.kernels.recompute), so it is differentiable again.
+(mlip.nn.grid_mlp.GridProductMLP).
+
+Forward kernel: one program per (node, block of output channels); hidden units in blocks of
+BLOCK_H, grid points in blocks of BLOCK_P, input channels in blocks of BLOCK_C, so every tile stays
+within a GPU's shared memory whatever the preset. Per hidden block it sums
+z = from_grid[:, p] hidden[p, h] over the points and adds z @ out_w[:, h]^T.
+
+Backward kernel (the gradient for x, what forces need): dx = to_grid^T [(d b) left_w + (d a) right_w]
+with d = (from_grid^T grad) out_w, a and b recomputed block by block; one program per (node, block of
+input channels). Weight gradients (training) and the double backward (training on forces) come from
+the torch reference, recomputed and differentiated (mlip.kernels.recompute).
 """
 
 from __future__ import annotations
 
 import torch
 
-from mlip.kernels.dispatch import HAS_TRITON, launches, use_triton
-from mlip.kernels.recompute import reference_vjp
+from mlip.kernels.dispatch import HAS_TRITON, use_triton
+from mlip.kernels.launch import dot_precision, launch, num_warps_for
+from mlip.kernels.recompute import reference_vjp, wanted_gradients
+
+BLOCK_P = 16
+BLOCK_H = 32
+BLOCK_C = 32  # input channels summed per step
+MAX_BLOCK_OUT = 64  # output channels of one program (more: more programs)
 
 if HAS_TRITON:
     import triton
     import triton.language as tl
 
     @triton.jit
+    def _hidden_block(x_ptr, lw_ptr, lb_ptr, rw_ptr, rb_ptr, to_block, s, h, S, C, H,
+                      BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr,
+                      PRECISION: tl.constexpr):
+        """a, b (BLOCK_P, BLOCK_H): the two linear maps of the grid values (to_block @ x) for hidden units h."""
+        a = tl.zeros([BLOCK_P, BLOCK_H], dtype=x_ptr.dtype.element_ty)
+        b = tl.zeros([BLOCK_P, BLOCK_H], dtype=x_ptr.dtype.element_ty)
+        for c0 in range(0, C, BLOCK_C):
+            c = c0 + tl.arange(0, BLOCK_C)
+            xc = tl.load(x_ptr + s[:, None] * C + c[None, :], mask=(s[:, None] < S) & (c[None, :] < C), other=0.0)
+            g = tl.dot(to_block, xc, input_precision=PRECISION)  # grid values, (BLOCK_P, BLOCK_C)
+            w_mask = (c[:, None] < C) & (h[None, :] < H)
+            left_t = tl.load(lw_ptr + h[None, :] * C + c[:, None], mask=w_mask, other=0.0)  # (BLOCK_C, BLOCK_H)
+            right_t = tl.load(rw_ptr + h[None, :] * C + c[:, None], mask=w_mask, other=0.0)
+            a += tl.dot(g, left_t, input_precision=PRECISION)
+            b += tl.dot(g, right_t, input_precision=PRECISION)
+        a += tl.load(lb_ptr + h, mask=h < H, other=0.0)[None, :]
+        b += tl.load(rb_ptr + h, mask=h < H, other=0.0)[None, :]
+        return a, b
+
+    @triton.jit
     def _grid_mlp_kernel(x_ptr, to_ptr, from_ptr, lw_ptr, lb_ptr, rw_ptr, rb_ptr, ow_ptr, out_ptr,
                          S, P, C, H, CO, BLOCK_S: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
-                         BLOCK_H: tl.constexpr, BLOCK_CO: tl.constexpr):
+                         BLOCK_H: tl.constexpr, BLOCK_CO: tl.constexpr, PRECISION: tl.constexpr):
         node = tl.program_id(0).to(tl.int64)
+        co = tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO)
         s = tl.arange(0, BLOCK_S)
-        c = tl.arange(0, BLOCK_C)
-        h = tl.arange(0, BLOCK_H)
-        co = tl.arange(0, BLOCK_CO)
-        x = tl.load(x_ptr + node * S * C + s[:, None] * C + c[None, :], mask=(s[:, None] < S) & (c[None, :] < C),
-                    other=0.0)
-        w_mask = (c[:, None] < C) & (h[None, :] < H)
-        left_t = tl.load(lw_ptr + h[None, :] * C + c[:, None], mask=w_mask, other=0.0)  # (C, H)
-        right_t = tl.load(rw_ptr + h[None, :] * C + c[:, None], mask=w_mask, other=0.0)
-        left_b = tl.load(lb_ptr + h, mask=h < H, other=0.0)
-        right_b = tl.load(rb_ptr + h, mask=h < H, other=0.0)
-        out_t = tl.load(ow_ptr + co[None, :] * H + h[:, None], mask=(h[:, None] < H) & (co[None, :] < CO),
-                        other=0.0)  # (H, C_out)
-        acc = tl.zeros([BLOCK_S, BLOCK_CO], dtype=x.dtype)
-        for start in range(0, P, BLOCK_P):
-            p = start + tl.arange(0, BLOCK_P)
-            to_block = tl.load(to_ptr + p[:, None] * S + s[None, :], mask=(p[:, None] < P) & (s[None, :] < S),
-                               other=0.0)  # (BLOCK_P, S)
-            g = tl.dot(to_block, x)  # the grid values of this block of points, (BLOCK_P, C)
-            a = tl.dot(g, left_t) + left_b[None, :]
-            b = tl.dot(g, right_t) + right_b[None, :]
-            o = tl.dot(a * b, out_t)  # (BLOCK_P, C_out)
-            from_block = tl.load(from_ptr + s[:, None] * P + p[None, :], mask=(s[:, None] < S) & (p[None, :] < P),
-                                 other=0.0)  # (S, BLOCK_P); zero at padded points
-            acc += tl.dot(from_block, o)
+        x_node = x_ptr + node * S * C
+        acc = tl.zeros([BLOCK_S, BLOCK_CO], dtype=x_ptr.dtype.element_ty)
+        for h0 in range(0, H, BLOCK_H):
+            h = h0 + tl.arange(0, BLOCK_H)
+            z = tl.zeros([BLOCK_S, BLOCK_H], dtype=x_ptr.dtype.element_ty)
+            for p0 in range(0, P, BLOCK_P):
+                p = p0 + tl.arange(0, BLOCK_P)
+                to_block = tl.load(to_ptr + p[:, None] * S + s[None, :], mask=(p[:, None] < P) & (s[None, :] < S),
+                                   other=0.0)  # (BLOCK_P, BLOCK_S)
+                a, b = _hidden_block(x_node, lw_ptr, lb_ptr, rw_ptr, rb_ptr, to_block, s, h, S, C, H,
+                                     BLOCK_P, BLOCK_C, BLOCK_H, PRECISION)
+                from_block = tl.load(from_ptr + s[:, None] * P + p[None, :], mask=(s[:, None] < S) & (p[None, :] < P),
+                                     other=0.0)  # (BLOCK_S, BLOCK_P); zero at padded points
+                z += tl.dot(from_block, a * b, input_precision=PRECISION)
+            out_t = tl.load(ow_ptr + co[None, :] * H + h[:, None], mask=(h[:, None] < H) & (co[None, :] < CO),
+                            other=0.0)  # (BLOCK_H, BLOCK_CO)
+            acc += tl.dot(z, out_t, input_precision=PRECISION)
         tl.store(out_ptr + node * S * CO + s[:, None] * CO + co[None, :], acc.to(out_ptr.dtype.element_ty),
                  mask=(s[:, None] < S) & (co[None, :] < CO))
+
+    @triton.jit
+    def _grid_mlp_backward_kernel(grad_ptr, x_ptr, to_ptr, from_ptr, lw_ptr, lb_ptr, rw_ptr, rb_ptr, ow_ptr, dx_ptr,
+                                  S, P, C, H, CO, BLOCK_S: tl.constexpr, BLOCK_P: tl.constexpr,
+                                  BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_CO: tl.constexpr,
+                                  BLOCK_CX: tl.constexpr, PRECISION: tl.constexpr):
+        node = tl.program_id(0).to(tl.int64)
+        cx = tl.program_id(1) * BLOCK_CX + tl.arange(0, BLOCK_CX)  # the input channels this program writes
+        s = tl.arange(0, BLOCK_S)
+        x_node = x_ptr + node * S * C
+        grad_node = grad_ptr + node * S * CO
+        acc = tl.zeros([BLOCK_S, BLOCK_CX], dtype=x_ptr.dtype.element_ty)
+        for p0 in range(0, P, BLOCK_P):
+            p = p0 + tl.arange(0, BLOCK_P)
+            p_mask = (p[:, None] < P) & (s[None, :] < S)
+            to_block = tl.load(to_ptr + p[:, None] * S + s[None, :], mask=p_mask, other=0.0)  # (BLOCK_P, BLOCK_S)
+            from_t = tl.load(from_ptr + s[None, :] * P + p[:, None], mask=p_mask, other=0.0)  # (BLOCK_P, BLOCK_S)
+            dg = tl.zeros([BLOCK_P, BLOCK_CX], dtype=x_ptr.dtype.element_ty)
+            for h0 in range(0, H, BLOCK_H):
+                h = h0 + tl.arange(0, BLOCK_H)
+                a, b = _hidden_block(x_node, lw_ptr, lb_ptr, rw_ptr, rb_ptr, to_block, s, h, S, C, H,
+                                     BLOCK_P, BLOCK_C, BLOCK_H, PRECISION)
+                d_hidden = tl.zeros([BLOCK_P, BLOCK_H], dtype=x_ptr.dtype.element_ty)
+                for co0 in range(0, CO, BLOCK_CO):
+                    co = co0 + tl.arange(0, BLOCK_CO)
+                    grad_block = tl.load(grad_node + s[:, None] * CO + co[None, :],
+                                         mask=(s[:, None] < S) & (co[None, :] < CO), other=0.0)  # (BLOCK_S, BLOCK_CO)
+                    d_out = tl.dot(from_t, grad_block, input_precision=PRECISION)  # (BLOCK_P, BLOCK_CO)
+                    out_w = tl.load(ow_ptr + co[:, None] * H + h[None, :], mask=(co[:, None] < CO) & (h[None, :] < H),
+                                    other=0.0)  # (BLOCK_CO, BLOCK_H)
+                    d_hidden += tl.dot(d_out, out_w, input_precision=PRECISION)
+                w_mask = (h[:, None] < H) & (cx[None, :] < C)
+                left_w = tl.load(lw_ptr + h[:, None] * C + cx[None, :], mask=w_mask, other=0.0)  # (BLOCK_H, BLOCK_CX)
+                right_w = tl.load(rw_ptr + h[:, None] * C + cx[None, :], mask=w_mask, other=0.0)
+                dg += tl.dot(d_hidden * b, left_w, input_precision=PRECISION)
+                dg += tl.dot(d_hidden * a, right_w, input_precision=PRECISION)
+            acc += tl.dot(tl.trans(to_block), dg, input_precision=PRECISION)
+        tl.store(dx_ptr + node * S * C + s[:, None] * C + cx[None, :], acc.to(dx_ptr.dtype.element_ty),
+                 mask=(s[:, None] < S) & (cx[None, :] < C))
 
 
 def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
@@ -61,22 +129,51 @@ def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, 
     return torch.einsum("sp,npc->nsc", from_grid, torch.nn.functional.linear(hidden, out_w))
 
 
-def _block(n: int) -> int:
-    return max(16, triton.next_power_of_2(n))  # tl.dot wants every dimension >= 16
+def _dot_block(n: int, cap: int) -> int:
+    return min(max(16, triton.next_power_of_2(n)), cap)  # tl.dot wants every dimension >= 16
+
+
+def _cast(x, *weights):
+    return [t.to(x.dtype).contiguous() for t in weights]
 
 
 def _launch(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
-    launches["grid_mlp"] += 1
     n, s, c = x.shape
     p, h, co = to_grid.shape[0], left_w.shape[0], out_w.shape[0]
     out = x.new_empty(n, s, co)
     if n == 0:
         return out
-    dtype = x.dtype
-    args = [t.to(dtype).contiguous() for t in (to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)]
-    _grid_mlp_kernel[(n,)](x.contiguous(), *args, out, s, p, c, h, co, BLOCK_S=_block(s), BLOCK_P=16,
-                           BLOCK_C=_block(c), BLOCK_H=_block(h), BLOCK_CO=_block(co))
+    x = x.contiguous()
+    args = _cast(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
+    block_s, block_co = _dot_block(s, 1024), _dot_block(co, MAX_BLOCK_OUT)
+    launch("grid_mlp", _grid_mlp_kernel, (n, triton.cdiv(co, block_co)), (x, *args, out, s, p, c, h, co),
+           dict(BLOCK_S=block_s, BLOCK_P=BLOCK_P, BLOCK_C=_dot_block(c, BLOCK_C),
+                BLOCK_H=_dot_block(h, BLOCK_H), BLOCK_CO=block_co, PRECISION=dot_precision(x.dtype)),
+           lambda: out.copy_(grid_mlp_reference(x, *args)), num_warps=num_warps_for(block_s * block_co))
     return out
+
+
+def _launch_backward(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
+    """dx (N, S, C) for the output gradient ``grad`` (N, S, C_out)."""
+    n, s, c = x.shape
+    p, h, co = to_grid.shape[0], left_w.shape[0], out_w.shape[0]
+    dx = x.new_empty(n, s, c)
+    if n == 0:
+        return dx
+    x, grad = x.contiguous(), grad.to(x.dtype).contiguous()
+    args = _cast(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
+    block_s, block_cx = _dot_block(s, 1024), _dot_block(c, MAX_BLOCK_OUT)
+
+    def fallback():
+        dx.copy_(reference_vjp(grid_mlp_reference, (x, *args), (True,) + (False,) * 7, grad)[0])
+
+    launch("grid_mlp_backward", _grid_mlp_backward_kernel, (n, triton.cdiv(c, block_cx)),
+           (grad, x, *args, dx, s, p, c, h, co),
+           dict(BLOCK_S=block_s, BLOCK_P=BLOCK_P, BLOCK_C=_dot_block(c, BLOCK_C),
+                BLOCK_H=_dot_block(h, BLOCK_H), BLOCK_CO=_dot_block(co, BLOCK_C), BLOCK_CX=block_cx,
+                PRECISION=dot_precision(x.dtype)),
+           fallback, num_warps=num_warps_for(block_s * block_cx))
+    return dx
 
 
 class _GridMLP(torch.autograd.Function):
@@ -87,7 +184,32 @@ class _GridMLP(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(reference_vjp(grid_mlp_reference, ctx.saved_tensors, ctx.needs_input_grad, grad))
+        inputs = ctx.saved_tensors
+        wanted = wanted_gradients(ctx, inputs)
+        if any(wanted[1:]):  # weight gradients (training): the reference, grid tensor and all
+            return tuple(reference_vjp(grid_mlp_reference, inputs, wanted, grad))
+        if not wanted[0]:
+            return (None,) * len(inputs)
+        return (_GridMLPBackward.apply(grad, *inputs),) + (None,) * (len(inputs) - 1)
+
+
+def _reference_dx(grad, x, *weights):
+    return reference_vjp(grid_mlp_reference, (x, *weights), (True,) + (False,) * len(weights), grad)[0]
+
+
+class _GridMLPBackward(torch.autograd.Function):
+    """(grad, x, weights...) -> dx by the fused kernel; its own backward (the double backward of
+    training on forces) is the reference's, recomputed."""
+
+    @staticmethod
+    def forward(ctx, grad, *inputs):
+        ctx.save_for_backward(grad, *inputs)
+        return _launch_backward(grad, *inputs)
+
+    @staticmethod
+    def backward(ctx, grad_dx):
+        saved = ctx.saved_tensors
+        return tuple(reference_vjp(_reference_dx, saved, wanted_gradients(ctx, saved), grad_dx))
 
 
 def grid_mlp(x: torch.Tensor, to_grid: torch.Tensor, from_grid: torch.Tensor, left_w: torch.Tensor,

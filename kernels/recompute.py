@@ -30,3 +30,22 @@ def reference_vjp(reference: Callable[..., torch.Tensor], inputs: Sequence[torch
     for i, g in zip(wanted, vjp(grad_output)):
         result[i] = g
     return result
+
+
+def wanted_gradients(ctx, inputs: Sequence[torch.Tensor]) -> List[bool]:
+    """Which of a Function's inputs this backward call must return a gradient for: those that need
+    one (``ctx.needs_input_grad``) and whose gradient the autograd engine will use now. Forces take
+    the gradient for positions only; the weights' gradients are skipped then, and a kernel can serve
+    the call (the engine's own pruning, read through torch's private ``_will_engine_execute_node``;
+    without it, every input that needs a gradient)."""
+    wanted = list(ctx.needs_input_grad[: len(inputs)])
+    will_execute = getattr(torch._C, "_will_engine_execute_node", None)
+    if will_execute is None:
+        return wanted
+    for i, (t, need) in enumerate(zip(inputs, wanted)):
+        if need:
+            try:
+                wanted[i] = bool(will_execute(torch.autograd.graph.get_gradient_edge(t).node))
+            except (RuntimeError, ValueError):  # outside a backward pass, or no edge to ask about
+                wanted[i] = True
+    return wanted

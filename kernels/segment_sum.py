@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from mlip.kernels.dispatch import HAS_TRITON, launches, use_triton
+from mlip.kernels.dispatch import HAS_TRITON, use_triton
+from mlip.kernels.launch import launch
 
 if HAS_TRITON:
     import triton
@@ -39,8 +40,7 @@ def segment_sum_reference(src: torch.Tensor, index: torch.Tensor, dim_size: int)
     return out.index_add(0, index, src)
 
 
-def _launch(src: torch.Tensor, offsets: torch.Tensor, dim_size: int) -> torch.Tensor:
-    launches["segment_sum"] += 1
+def _launch(src: torch.Tensor, index: torch.Tensor, offsets: torch.Tensor, dim_size: int) -> torch.Tensor:
     out = src.new_empty([dim_size] + list(src.shape[1:]))
     features = 1
     for s in src.shape[1:]:
@@ -49,8 +49,9 @@ def _launch(src: torch.Tensor, offsets: torch.Tensor, dim_size: int) -> torch.Te
         return out.zero_()
     block = min(max(triton.next_power_of_2(features), 16), 256)
     grid = (dim_size, triton.cdiv(features, block))
-    _segment_sum_kernel[grid](src.contiguous(), offsets, out, features, BLOCK=block,
-                              FP64=src.dtype == torch.float64)
+    launch("segment_sum", _segment_sum_kernel, grid, (src.contiguous(), offsets, out, features),
+           dict(BLOCK=block, FP64=src.dtype == torch.float64),
+           lambda: out.copy_(segment_sum_reference(src, index, dim_size)))
     return out
 
 
@@ -59,7 +60,7 @@ class _SegmentSum(torch.autograd.Function):
     def forward(ctx, src, index, offsets, dim_size: int):
         ctx.save_for_backward(index, offsets)
         ctx.dim_size = dim_size
-        return _launch(src, offsets, dim_size)
+        return _launch(src, index, offsets, dim_size)
 
     @staticmethod
     def backward(ctx, grad):

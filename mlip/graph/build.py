@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from mlip.graph.edges import edge_vectors
-from mlip.graph.neighbors import cap_neighbors, neighbor_list_numpy, neighbor_list_torch
+from mlip.graph.neighbors import cap_neighbors, neighbor_list_torch, neighbor_list_vesin
 
-# Above this many atoms the O(N^2) torch search loses to vesin's cell list even on a GPU, and the
-# round trip of positions to the CPU costs less than the search.
+# The all-pairs torch search is O(N^2): where vesin's CUDA path cannot run, CUDA structures up to
+# this many atoms take it on the device, larger ones vesin on the CPU (no limit on either device).
 TORCH_MAX_ATOMS = 4096
+_warned_devices: set = set()
+
+
+def _vesin_on_device(pos, cell, pbc, cutoff: float):
+    """vesin on the tensors' device; where its CUDA path fails, the torch path (or vesin on the CPU
+    for large structures), with a one-time warning."""
+    try:
+        return neighbor_list_vesin(pos, cell, pbc, cutoff)
+    except Exception as error:  # noqa: BLE001 - e.g. a vesin built without CUDA, no CUDA runtime found
+        if pos.device.type == "cpu":
+            raise
+        if pos.device.type not in _warned_devices:
+            _warned_devices.add(pos.device.type)
+            warnings.warn(f"vesin's neighbour list failed on {pos.device} ({type(error).__name__}: {error}); "
+                          f"using mlip's all-pairs torch search up to {TORCH_MAX_ATOMS} atoms and vesin on the "
+                          f"CPU beyond", RuntimeWarning, stacklevel=3)
+        if pos.shape[0] <= TORCH_MAX_ATOMS:
+            return neighbor_list_torch(pos, cell, pbc, cutoff)
+        return tuple(x.to(pos.device) for x in neighbor_list_vesin(pos.cpu(), cell.cpu(), pbc.cpu(), cutoff))
 
 
 def _structure_slices(data):
@@ -25,16 +46,14 @@ def radius_graph_pbc(pos, cell, pbc, cutoff: float, max_neighbors: int | None = 
                      backend: str = "auto"):
     """Neighbour list of one structure as torch tensors: (edge_index (2,E), cell_shifts (E,3) long).
 
-    ``backend``: "vesin" (cell list on the CPU), "torch" (all pairs on the tensors' device), or
-    "auto": torch for CUDA tensors of up to ``TORCH_MAX_ATOMS`` atoms, vesin otherwise.
+    ``backend``: "vesin" (a cell list on the tensors' device: CPU, or vesin's CUDA path),
+    "torch" (all pairs on the tensors' device), or "auto" (vesin; on CUDA, where vesin's CUDA path
+    fails, the torch path up to ``TORCH_MAX_ATOMS`` atoms and vesin on the CPU beyond, warned once).
     """
-    device = pos.device
     if backend == "auto":
-        backend = "torch" if device.type == "cuda" and pos.shape[0] <= TORCH_MAX_ATOMS else "vesin"
-    if backend == "vesin":
-        i, j, s = neighbor_list_numpy(pos.detach().cpu().numpy(), cell.detach().cpu().numpy().reshape(3, 3),
-                                      pbc.detach().cpu().numpy().reshape(3), cutoff)
-        source, target, shifts = (torch.from_numpy(x).to(device) for x in (i, j, s))
+        source, target, shifts = _vesin_on_device(pos, cell, pbc, cutoff)
+    elif backend == "vesin":
+        source, target, shifts = neighbor_list_vesin(pos, cell, pbc, cutoff)
     elif backend == "torch":
         source, target, shifts = neighbor_list_torch(pos, cell, pbc, cutoff)
     else:

@@ -1,6 +1,8 @@
-"""Radius neighbour lists with periodic images: vesin on CPU, a torch path for GPU tensors.
+"""Radius neighbour lists with periodic images: vesin (a cell list, on the tensors' device: its CUDA
+path for CUDA tensors), and an all-pairs torch path (TorchScript-compatible, for exported models and
+as the fallback where vesin's CUDA path is not available).
 
-Both return a *full* list (each pair in both directions) as ``(source, target, shifts)`` with
+All return a *full* list (each pair in both directions) as ``(source, target, shifts)`` with
 the convention of DESIGN.md: the edge vector is ``pos[target] - pos[source] + shifts @ cell``,
 ``shifts`` integer image offsets, and no self pair at zero shift.
 """
@@ -70,6 +72,29 @@ def neighbor_list_numpy(pos, cell, pbc, cutoff: float):
     box = filler_box(torch.from_numpy(cell), torch.from_numpy(pbc)).numpy() if pbc.any() else np.zeros((3, 3))
     i, j, s = NeighborList(cutoff=float(cutoff), full_list=True).compute(pos, box, pbc.tolist(), "ijS")
     return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64)
+
+
+def neighbor_list_vesin(pos: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, cutoff: float
+                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Full neighbour list of one structure by vesin on the tensors' own device (CPU or CUDA).
+
+    Args:
+        pos: (N,3) Å. cell: (3,3) Å, rows are lattice vectors. pbc: (3,) bool. cutoff: Å.
+    Returns:
+        source (E,), target (E,) and shifts (E,3), int64 tensors on ``pos.device``.
+    """
+    from vesin import NeighborList
+
+    device = pos.device
+    pbc = pbc.reshape(3).to(device=device, dtype=torch.bool)
+    if pos.shape[0] == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
+    cell = cell.detach().reshape(3, 3).to(device=device, dtype=torch.float64)
+    box = filler_box(cell, pbc) if bool(pbc.any()) else torch.zeros_like(cell)
+    i, j, s = NeighborList(cutoff=float(cutoff), full_list=True).compute(
+        pos.detach().to(torch.float64).contiguous(), box.contiguous(), pbc, "ijS")
+    return i.to(torch.long), j.to(torch.long), s.to(torch.long)
 
 
 def _image_range(box: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> List[int]:

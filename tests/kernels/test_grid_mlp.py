@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from mlip.kernels import backend, grid_mlp, grid_mlp_reference
+from mlip.kernels.launch import launches
 from mlip.nn.grid_mlp import GridProductMLP
 from tests.kernels.compare import assert_matches_reference
 
@@ -16,7 +17,7 @@ def case(nodes: int, lmax: int, channels: int, hidden: int, channels_out: int, d
 
 
 @pytest.mark.parametrize("nodes, lmax, channels, hidden, channels_out", [(0, 1, 2, 3, 2), (1, 1, 3, 5, 2),
-                                                                         (3, 2, 5, 7, 3)])
+                                                                         (3, 2, 5, 7, 3), (2, 3, 40, 70, 66)])
 def test_equals_reference_with_derivatives(nodes, lmax, channels, hidden, channels_out):
     _, x, grid, weights = case(nodes, lmax, channels, hidden, channels_out)
     assert_matches_reference(lambda x, lw, ob: grid_mlp(x, *grid, lw, weights[1], weights[2], weights[3], ob),
@@ -34,3 +35,25 @@ def test_module_is_the_fused_kernel_and_float32_agrees():
     direct = torch.einsum("sp,npc->nsc", grid[1], module.out(module.left(g) * module.right(g)))
     torch.testing.assert_close(reference, direct, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_forces_take_the_fused_backward_and_weights_the_reference():
+    """The gradient for x alone (forces) runs the backward kernel; when the weights want gradients
+    too (training), the reference serves them; both equal the reference's."""
+    module, x, grid, weights = case(4, 2, 36, 40, 36)
+    for wrt in ([x], [x] + weights):
+        launches.clear()
+        with backend("triton"):
+            grads = torch.autograd.grad(module(x).square().sum(), wrt)
+        with backend("torch"):
+            expected = torch.autograd.grad(module(x).square().sum(), wrt)
+        assert launches["grid_mlp_backward"] == (1 if len(wrt) == 1 else 0), dict(launches)
+        for g, e in zip(grads, expected):
+            torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("nodes, lmax, channels, hidden, channels_out", [(3, 2, 5, 7, 3), (2, 3, 40, 70, 66)])
+def test_fused_backward_for_x_with_derivatives(nodes, lmax, channels, hidden, channels_out):
+    _, x, grid, weights = case(nodes, lmax, channels, hidden, channels_out)
+    fixed = [w.detach() for w in weights]
+    assert_matches_reference(lambda x: grid_mlp(x, *grid, *fixed), lambda x: grid_mlp_reference(x, *grid, *fixed), [x])

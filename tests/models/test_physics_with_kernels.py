@@ -8,7 +8,7 @@ import torch
 
 from mlip.graph import collate
 from mlip.kernels import backend
-from mlip.kernels.dispatch import launches
+from mlip.kernels.launch import launches
 from mlip.models import registered
 from mlip.testing import equivariance_errors
 from tests.models.structures import data, make
