@@ -11,8 +11,9 @@ run alive when a kernel cannot run, and picks the precision of float32 products.
   GPU) runs the torch fallback instead and warns once per kernel, shape and dtype; a forced
   ``triton`` backend stays strict and raises.
 - Precision: float32 ``tl.dot`` products are IEEE float32 unless torch's own switch allows TF32
-  (``torch.backends.cuda.matmul.allow_tf32 = True`` or ``torch.set_float32_matmul_precision("high")``),
-  the switch that also governs torch's matmuls on the reference path.
+  (``torch.backends.cuda.matmul.fp32_precision = "tf32"``, or the older ``allow_tf32 = True`` /
+  ``torch.set_float32_matmul_precision("high")``), the switch that also governs torch's matmuls on
+  the reference path.
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ def dry_run() -> bool:
 
 
 def tf32_allowed() -> bool:
-    """torch's float32 matmul switch: TF32 only when the user has allowed it for torch too."""
-    return torch.get_float32_matmul_precision() != "highest" or torch.backends.cuda.matmul.allow_tf32
+    """torch's float32 matmul switch for CUDA: TF32 only when the user has allowed it for torch too
+    (``torch.backends.cuda.matmul.fp32_precision``, which the legacy ``allow_tf32`` and
+    ``set_float32_matmul_precision`` also set; reading the legacy flag after the new API raises)."""
+    matmul = torch.backends.cuda.matmul
+    precision = getattr(matmul, "fp32_precision", None)
+    return precision == "tf32" if precision is not None else bool(matmul.allow_tf32)
 
 
 def dot_precision(dtype: torch.dtype) -> str:

@@ -1,6 +1,13 @@
 """Inference speed through the ASE calculator: mlip Facet "mp" against SevenNet-0 and MACE.
 
     python scripts/bench_inference.py [--sizes 64 216 512 1000] [--steps 3] [--peers sevenn mace]
+        [--device cuda] [--ours facet:mp escn:oc20 escaip:paper] [--peer-python python3 --peer-path mace=DIR]
+
+On CUDA (``--device cuda``) the peers also run with the acceleration their packages offer,
+cuEquivariance (``sevenn-cueq``, ``mace-cueq``: add them to --peers), and mlip's kernels run as
+Triton. ``--peer-python`` runs the peers with one given interpreter instead of the .bench-venvs (a
+machine without network, scripts/gpu_check.sh); ``--peer-path PEER=DIR`` puts DIR first on that
+peer's PYTHONPATH (MACE's pinned e3nn).
 
 Each step moves the atoms slightly and asks the calculator for energy, forces and stress (forces
 only for the molecule), float32, torch threads = cores. Systems: rattled Si diamond of 64, 216, 512
@@ -26,7 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENVS = ROOT / ".bench-venvs"
 PEER_PACKAGES = {"sevenn": "sevenn", "mace": "mace-torch"}
-LABELS = {"ours": "mlip facet-mp", "sevenn": "SevenNet-0", "mace": "MACE-MP-0 medium (random)"}
+PEER_LABELS = {"sevenn": "SevenNet-0", "mace": "MACE-MP-0 medium (random)", "sevenn-cueq": "SevenNet-0 cueq",
+               "mace-cueq": "MACE-MP-0 medium cueq"}
+
+
+def label(model: str) -> str:
+    return PEER_LABELS.get(model) or "mlip " + model.replace(":", "-")
 
 
 def structure(system: str):
@@ -46,20 +58,22 @@ def structure(system: str):
     return atoms
 
 
-def calculator(model: str):
+def calculator(model: str, device: str):
     import torch
 
-    if model == "ours":
+    if model not in PEER_LABELS:  # one of ours, "name:preset"
         from mlip.calculator import MLIPCalculator
         from mlip.models import build
 
+        name, preset = model.split(":")
         torch.manual_seed(0)
-        return MLIPCalculator(build("facet", preset="mp").float())
-    if model == "sevenn":
+        return MLIPCalculator(build(name, preset=preset).float(), device=device)
+    cueq = model.endswith("-cueq")
+    if model.startswith("sevenn"):
         from sevenn.calculator import SevenNetCalculator
 
-        return SevenNetCalculator("7net-0", device="cpu")
-    if model == "mace":
+        return SevenNetCalculator("7net-0", device=device, **({"enable_cueq": True} if cueq else {}))
+    if model.startswith("mace"):
         import tempfile
 
         import numpy as np
@@ -78,11 +92,12 @@ def calculator(model: str):
             atomic_inter_scale=1.0, atomic_inter_shift=0.0)
         path = os.path.join(tempfile.mkdtemp(), "mace_mp0_medium_random.model")
         torch.save(net, path)
-        return MACECalculator(model_paths=path, device="cpu", default_dtype="float32")
+        return MACECalculator(model_paths=path, device=device, default_dtype="float32",
+                              **({"enable_cueq": True} if cueq else {}))
     raise ValueError(model)
 
 
-def worker(model: str, system: str, steps: int) -> dict:
+def worker(model: str, system: str, steps: int, device: str) -> dict:
     """In a fresh process: time ``steps`` energy+forces(+stress) evaluations; report JSON."""
     import resource
 
@@ -92,7 +107,7 @@ def worker(model: str, system: str, steps: int) -> dict:
     torch.set_num_threads(os.cpu_count() or 1)
     torch.set_default_dtype(torch.float32)
     atoms = structure(system)
-    atoms.calc = calculator(model)
+    atoms.calc = calculator(model, device)
     periodic = bool(atoms.pbc.all())
     rng = np.random.default_rng(1)
 
@@ -103,15 +118,20 @@ def worker(model: str, system: str, steps: int) -> dict:
         if periodic:
             atoms.get_stress()
 
-    step()  # warm-up: graph building, lazy initialisation
+    step()  # warm-up: graph building, lazy initialisation, kernel compilation
+    step()
+    cuda = device == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for _ in range(steps):
-        step()
+        step()  # the calculators return host arrays: each step ends synchronised
     seconds = (time.perf_counter() - start) / steps
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"model": model, "system": system, "atoms": len(atoms), "seconds_per_step": seconds,
-            "atom_steps_per_s": len(atoms) / seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "threads": torch.get_num_threads()}
+            "atom_steps_per_s": len(atoms) / seconds, "peak_mb": peak, "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name() if cuda else None}
 
 
 def peer_python(peer: str) -> str:
@@ -125,9 +145,11 @@ def peer_python(peer: str) -> str:
     return str(python)
 
 
-def run(python: str, model: str, system: str, steps: int) -> dict:
+def run(python: str, model: str, system: str, steps: int, device: str, path: str | None = None) -> dict:
     env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", PYTHONWARNINGS="ignore")
-    result = subprocess.run([python, __file__, "--worker", model, system, str(steps)], capture_output=True,
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join([path] + [p for p in [env.get("PYTHONPATH")] if p])
+    result = subprocess.run([python, __file__, "--worker", model, system, str(steps), device], capture_output=True,
                             text=True, env=env)
     lines = [l for l in result.stdout.splitlines() if l.startswith("{")]
     if result.returncode != 0 or not lines:
@@ -140,35 +162,55 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["64", "216", "512", "1000"])
     parser.add_argument("--molecule", default="aspirin")
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--peers", nargs="*", default=["sevenn", "mace"])
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--peers", nargs="*", default=["sevenn", "mace"],
+                        help="sevenn, mace, and on CUDA sevenn-cueq, mace-cueq")
+    parser.add_argument("--ours", nargs="+", default=["facet:mp"], help="mlip models as name:preset")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--peer-python", help="run the peers with this interpreter (no .bench-venvs)")
+    parser.add_argument("--peer-path", nargs="*", default=[], help="PEER=DIR: DIR first on that peer's PYTHONPATH")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], args.worker[1], int(args.worker[2]))))
+        print(json.dumps(worker(args.worker[0], args.worker[1], int(args.worker[2]), args.worker[3])))
         return
-    pythons = {"ours": sys.executable, **{p: peer_python(p) for p in args.peers}}
+    paths = dict(item.split("=", 1) for item in args.peer_path)
+    pythons = {m: sys.executable for m in args.ours}
+    pythons.update({p: args.peer_python or peer_python(p.removesuffix("-cueq")) for p in args.peers})
     systems = list(args.sizes) + ([args.molecule] if args.molecule else [])
     results = {}
     for system in systems:
         for model, python in pythons.items():
-            r = run(python, model, system, args.steps)
+            try:
+                r = run(python, model, system, args.steps, args.device, paths.get(model.removesuffix("-cueq")))
+            except RuntimeError as error:  # a peer that does not install or run here: say so, go on
+                print(f"  {label(model):<28} {system:>8}: FAILED {str(error)[-600:]}", flush=True)
+                continue
             results[(model, system)] = r
-            print(f"  {LABELS[model]:<28} {system:>8}: {r['atom_steps_per_s']:9.1f} atom-steps/s, "
-                  f"{r['seconds_per_step']:.3f} s/step, peak {r['peak_rss_mb']:.0f} MB", flush=True)
-    threads = results[("ours", systems[0])]["threads"]
-    print(f"\natom-steps/s (energy + forces + stress via the ASE calculator), float32, {threads} torch threads")
-    head = f"{'system':<14}{'atoms':>6}" + "".join(f"{LABELS[m][:14]:>16}" for m in pythons)
-    head += "".join(f"{'ours/' + LABELS[p][:9]:>16}" for p in args.peers)
-    head += "".join(f"{'MB ' + LABELS[m][:10]:>15}" for m in pythons)
+            print(f"  {label(model):<28} {system:>8}: {r['atom_steps_per_s']:9.1f} atom-steps/s, "
+                  f"{r['seconds_per_step']:.4f} s/step, peak {r['peak_mb']:.0f} MB", flush=True)
+    first = results.get((args.ours[0], systems[0]), {})
+    where = f"on {first.get('gpu')}" if args.device == "cuda" else f"{first.get('threads')} torch threads"
+    memory = "peak GPU MB" if args.device == "cuda" else "peak RSS MB"
+    print(f"\natom-steps/s (energy + forces + stress via the ASE calculator), float32, {where}; ratios "
+          f"{label(args.ours[0])} / peer; {memory}")
+    head = f"{'system':<14}{'atoms':>6}" + "".join(f"{label(m)[:15]:>17}" for m in pythons)
+    head += "".join(f"{'ours/' + label(p)[:11]:>18}" for p in args.peers)
+    head += "".join(f"{'MB ' + label(m)[:11]:>16}" for m in pythons)
     print(head)
+
+    def cell(model, system, key, fmt):
+        r = results.get((model, system))
+        return format(r[key], fmt) if r else "-"
+
     for system in systems:
-        row = results[("ours", system)]
+        ours = results.get((args.ours[0], system))
         name = f"Si {system}" if system.isdigit() else system
-        line = f"{name:<14}{row['atoms']:>6}"
-        line += "".join(f"{results[(m, system)]['atom_steps_per_s']:>16.1f}" for m in pythons)
-        line += "".join(f"{row['atom_steps_per_s'] / results[(p, system)]['atom_steps_per_s']:>16.2f}"
-                        for p in args.peers)
-        line += "".join(f"{results[(m, system)]['peak_rss_mb']:>15.0f}" for m in pythons)
+        line = f"{name:<14}{(ours or {}).get('atoms', '-'):>6}"
+        line += "".join(f"{cell(m, system, 'atom_steps_per_s', '.1f'):>17}" for m in pythons)
+        for p in args.peers:
+            peer = results.get((p, system))
+            line += f"{ours['atom_steps_per_s'] / peer['atom_steps_per_s']:>18.2f}" if ours and peer else f"{'-':>18}"
+        line += "".join(f"{cell(m, system, 'peak_mb', '.0f'):>16}" for m in pythons)
         print(line)
 
 

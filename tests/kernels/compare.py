@@ -1,13 +1,24 @@
 """The check every kernel takes: Triton (forced, through the interpreter on CPU) against its torch
-reference in values, first and second derivatives, and torch.autograd.gradcheck / gradgradcheck."""
+reference in values, first and second derivatives, and torch.autograd.gradcheck / gradgradcheck.
+
+The kernel tests build their inputs on ``DEVICE``: the CPU (the interpreter), or the GPU when
+``MLIP_TEST_DEVICE=cuda`` (scripts/gpu_check.sh: the kernels compiled for the real device)."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import os
+from typing import Callable, Sequence, Tuple
 
 import torch
 
 from mlip.kernels import backend
+
+DEVICE = torch.device(os.environ.get("MLIP_TEST_DEVICE", "cpu"))
+
+
+def on_device(*tensors: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """Copies on DEVICE, leaves that require grad as the originals did."""
+    return tuple(t.detach().to(DEVICE).requires_grad_(t.requires_grad) for t in tensors)
 
 
 def _outputs(fn: Callable, inputs: Sequence[torch.Tensor]):
@@ -27,12 +38,12 @@ def assert_matches_reference(kernel: Callable, reference: Callable, inputs: Sequ
     for name, fn in (("triton", kernel), ("torch", reference)):
         with backend(name if name == "triton" else "torch"):
             out = _outputs(fn, inputs)
-            projections = [torch.randn(o.shape, dtype=o.dtype, generator=torch.Generator().manual_seed(i))
+            projections = [torch.randn(o.shape, dtype=o.dtype, generator=torch.Generator().manual_seed(i)).to(o.device)
                            for i, o in enumerate(out)]
             scalar = sum((o * w).sum() for o, w in zip(out, projections))
             grads = torch.autograd.grad(scalar, differentiable, create_graph=True, allow_unused=True)
             grads = [g if g is not None else torch.zeros_like(t) for g, t in zip(grads, differentiable)]
-            second_scalar = sum((g * torch.linspace(-1, 1, g.numel(), dtype=g.dtype).view_as(g)).sum()
+            second_scalar = sum((g * torch.linspace(-1, 1, g.numel(), dtype=g.dtype, device=g.device).view_as(g)).sum()
                                 for g in grads if g.requires_grad)
             second = (torch.autograd.grad(second_scalar, differentiable, allow_unused=True)
                       if torch.is_tensor(second_scalar) and second_scalar.requires_grad else [None] * len(differentiable))

@@ -3,7 +3,7 @@ import torch
 
 from mlip.kernels import backend, neighbor_attention, neighbor_attention_reference
 from mlip.kernels.launch import launches
-from tests.kernels.compare import assert_matches_reference
+from tests.kernels.compare import assert_matches_reference, on_device
 
 
 def case(atoms: int, heads: int, slots: int, dim: int, dtype=torch.float64, padded_atom=None):
@@ -14,7 +14,7 @@ def case(atoms: int, heads: int, slots: int, dim: int, dtype=torch.float64, padd
         bias[padded_atom, 1:] = float("-inf")
     if atoms > 1:
         bias[0, slots // 2:] = float("-inf")  # padding
-    return q, k, v, bias.requires_grad_()
+    return on_device(q, k, v, bias.requires_grad_())
 
 
 @pytest.mark.parametrize("atoms, heads, slots, dim", [(0, 2, 3, 4), (1, 1, 2, 3), (3, 2, 5, 3), (2, 2, 19, 5)])

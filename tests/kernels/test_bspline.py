@@ -3,7 +3,7 @@ import torch
 
 from mlip.kernels import backend, bspline, bspline_reference
 from mlip.nn.radial import cubic_bspline_basis
-from tests.kernels.compare import assert_matches_reference
+from tests.kernels.compare import assert_matches_reference, on_device
 
 CUTOFF = 5.0
 
@@ -12,7 +12,7 @@ def case(edges: int, num_basis=10, paths=5, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = (torch.rand(edges, generator=g, dtype=dtype) * 1.1 * CUTOFF).requires_grad_()  # some beyond the cutoff
     coefficients = torch.randn(num_basis, paths, generator=g, dtype=dtype).requires_grad_()
-    return r, coefficients
+    return on_device(r, coefficients)
 
 
 @pytest.mark.parametrize("edges, paths", [(0, 3), (1, 1), (45, 5), (70, 37)])

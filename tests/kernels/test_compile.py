@@ -64,6 +64,7 @@ def test_float32_products_are_ieee_unless_tf32_is_allowed(reports):
         assert dot_precision(torch.float32) == "tf32" and dot_precision(torch.float64) == "ieee"
     finally:
         torch.set_float32_matmul_precision(previous)
+    assert dot_precision(torch.float32) == "ieee"
     opted_in = dataclasses.replace(fp32_dots[0].spec, constexprs=tuple(
         (k, "tf32" if k == "PRECISION" else v) for k, v in fp32_dots[0].spec.constexprs))
     (report,) = compile_specs([opted_in], archs=(90,))

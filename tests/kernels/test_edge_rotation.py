@@ -5,7 +5,7 @@ import torch
 
 from mlip.kernels import rotate_into, rotate_into_reference, rotate_out_of, rotate_out_of_reference
 from mlip.nn.so2 import EdgeFrame
-from tests.kernels.compare import assert_matches_reference
+from tests.kernels.compare import DEVICE, assert_matches_reference, on_device
 
 
 def case(edges: int, lmax: int, mmax: int, channels: int, dtype=torch.float64):
@@ -16,10 +16,11 @@ def case(edges: int, lmax: int, mmax: int, channels: int, dtype=torch.float64):
                                                                               dtype=dtype, requires_grad=True)
     x = torch.randn(edges, (lmax + 1) ** 2, channels, generator=g, dtype=dtype).requires_grad_()
     y = torch.randn(edges, len(frame.kept), channels, generator=g, dtype=dtype).requires_grad_()
-    return frame, d, x, y
+    return (frame.to(DEVICE),) + on_device(d, x, y)
 
 
-@pytest.mark.parametrize("edges, lmax, mmax, channels", [(0, 2, 1, 3), (1, 2, 2, 2), (5, 3, 1, 5), (17, 2, 1, 20)])
+@pytest.mark.parametrize("edges, lmax, mmax, channels", [(0, 2, 1, 3), (1, 2, 2, 2), (5, 3, 1, 5), (17, 2, 1, 20),
+                                                                    (3, 6, 2, 3)])  # the eSCN "oc20" degrees
 def test_equals_reference_with_derivatives(edges, lmax, mmax, channels):
     frame, d, x, y = case(edges, lmax, mmax, channels)
     rs, re = frame.row_start, frame.row_end

@@ -4,13 +4,13 @@ import torch
 from mlip.kernels import backend, grid_mlp, grid_mlp_reference
 from mlip.kernels.launch import launches
 from mlip.nn.grid_mlp import GridProductMLP
-from tests.kernels.compare import assert_matches_reference
+from tests.kernels.compare import DEVICE, assert_matches_reference, on_device
 
 
 def case(nodes: int, lmax: int, channels: int, hidden: int, channels_out: int, dtype=torch.float64):
     torch.manual_seed(0)
-    module = GridProductMLP(lmax, channels, hidden, channels_out).to(dtype)
-    x = torch.randn(nodes, (lmax + 1) ** 2, channels, dtype=dtype).requires_grad_()
+    module = GridProductMLP(lmax, channels, hidden, channels_out).to(dtype=dtype, device=DEVICE)
+    (x,) = on_device(torch.randn(nodes, (lmax + 1) ** 2, channels, dtype=dtype).requires_grad_())
     grid = (module.grid.to_grid_matrix, module.grid.from_grid_matrix)
     weights = [module.left.weight, module.left.bias, module.right.weight, module.right.bias, module.out.weight]
     return module, x, grid, weights

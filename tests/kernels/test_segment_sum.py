@@ -2,14 +2,14 @@ import pytest
 import torch
 
 from mlip.kernels import backend, segment_sum, segment_sum_reference
-from tests.kernels.compare import assert_matches_reference
+from tests.kernels.compare import assert_matches_reference, on_device
 
 
 def case(edges: int, nodes: int, features=(3, 2), dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
     src = torch.randn((edges, *features), generator=g, dtype=dtype).requires_grad_()
     index = torch.sort(torch.randint(0, max(nodes, 1), (edges,), generator=g)).values
-    return src, index
+    return on_device(src, index)
 
 
 @pytest.mark.parametrize("edges, nodes", [(0, 4), (1, 3), (37, 6), (300, 5)])  # no edges, one, odd sizes
@@ -30,7 +30,7 @@ def test_atom_without_neighbours_gets_zero_and_float32_agrees():
 
 def test_unsorted_edges_are_sorted_first():
     src, index = case(40, 7)
-    shuffled = torch.randperm(40, generator=torch.Generator().manual_seed(3))
+    (shuffled,) = on_device(torch.randperm(40, generator=torch.Generator().manual_seed(3)))
     with backend("triton"):
         out = segment_sum(src[shuffled], index[shuffled], 7)
     torch.testing.assert_close(out, segment_sum_reference(src, index, 7))

@@ -20,6 +20,9 @@ HOT_PATHS = {"facet": {"segment_sum", "bspline", "grid_mlp"},
              "escn": {"segment_sum", "edge_rotation", "grid_mlp"},
              "escaip": {"segment_sum", "neighbor_attention"},
              "transip": {"segment_sum", "neighbor_attention"}}
+# the fused backward kernels that inference forces run (no weight gradients wanted)
+FORCE_PATHS = {"facet": {"grid_mlp_backward"}, "escn": {"grid_mlp_backward"},
+               "escaip": {"neighbor_attention_backward"}, "transip": {"neighbor_attention_backward"}}
 
 
 @pytest.fixture(params=registered())
@@ -53,9 +56,11 @@ def test_kernels_give_the_references_numbers(name):
 def test_forces_and_equivariance_with_kernels(name):
     model = make(name).eval()
     d = data("ethanol")
+    launches.clear()
     with backend("triton"):
         forces = model(d)["forces"].detach()
-
+    assert FORCE_PATHS[name] <= set(launches), dict(launches)
+    with backend("triton"):
         def shifted(x):
             moved = d.clone()
             moved.pos = d.pos.clone()
