@@ -83,6 +83,18 @@ def guess_format(path) -> str:
     raise DataError(f"cannot tell the format from the name; pass format= one of {', '.join(FORMATS)}", path)
 
 
+def _open(reader, fmt: str, path: str, options: dict):
+    """``reader(path, **options)``; whatever the format's own library raises on a truncated, empty or
+    corrupt file (zipfile, numpy, lmdb, ase, json) becomes a DataError naming the file."""
+    try:
+        return reader(path, **options)
+    except DataError as err:
+        raise err.at(path) from None
+    except Exception as err:
+        raise DataError(f"cannot open as {fmt} ({type(err).__name__}: {err or 'empty or truncated file'})",
+                        path) from err
+
+
 def open_dataset(path, format: str | None = None, indices=None, split: str | None = None, **options):
     """Open a dataset file or directory: ``len(ds)``, ``ds[i] -> AtomicData``, read lazily.
 
@@ -110,9 +122,9 @@ def open_dataset(path, format: str | None = None, indices=None, split: str | Non
             files = [f for f in files if f.endswith((".extxyz", ".extxyz.xz"))]
         if not files:
             raise DataError(f"no {DIRECTORY_PATTERNS[fmt]} files for format {fmt}", path)
-        dataset = ConcatFrames([reader(f, **options) for f in files], path=path)
+        dataset = ConcatFrames([_open(reader, fmt, f, options) for f in files], path=path)
     else:
-        dataset = reader(path, **options)
+        dataset = _open(reader, fmt, path, options)
     if indices is not None:
         if isinstance(indices, (str, os.PathLike)):
             indices = read_indices(indices, split)

@@ -20,7 +20,7 @@ def case(edges: int, lmax: int, mmax: int, channels: int, dtype=torch.float64):
 
 
 @pytest.mark.parametrize("edges, lmax, mmax, channels", [(0, 2, 1, 3), (1, 2, 2, 2), (5, 3, 1, 5), (17, 2, 1, 20),
-                                                                    (3, 6, 2, 3)])  # the eSCN "oc20" degrees
+                                                                    (2, 6, 2, 2)])  # the eSCN "oc20" degrees
 def test_equals_reference_with_derivatives(edges, lmax, mmax, channels):
     frame, d, x, y = case(edges, lmax, mmax, channels)
     rs, re = frame.row_start, frame.row_end

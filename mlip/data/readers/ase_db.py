@@ -9,11 +9,14 @@ import os
 from mlip.data.atomic_data import AtomicData
 from mlip.data.errors import DataError
 from mlip.data.readers.base import FrameDataset
+from mlip.data.readers.lmdb_file import check_lmdb_file
 
 
 def connect_readonly(path: str):
     import ase.db
 
+    if path.endswith(".aselmdb"):
+        check_lmdb_file(path)  # a truncated one would crash the process when mapped
     try:
         if path.endswith(".aselmdb"):
             return ase.db.connect(path, readonly=True)

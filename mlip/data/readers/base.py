@@ -74,12 +74,21 @@ class FrameDataset(Frames):
         data.idx = torch.tensor([i], dtype=torch.long)
         return data
 
+    def _count(self) -> int:
+        """``_length()``, with any failure of a truncated or corrupt file as a DataError naming it."""
+        try:
+            return self._length()
+        except DataError as err:
+            raise err.at(self.path) from None
+        except Exception as err:
+            raise DataError(f"cannot read ({type(err).__name__}: {err})", self.path) from err
+
     def scan_and_skip(self, progress: bool = True) -> "FrameDataset":
         """Read every frame once, keep the good ones and report the bad ones on stderr."""
         from tqdm.auto import tqdm
 
         keep, skipped, reasons = [], [], Counter()
-        for i in tqdm(range(self._length()), desc=f"checking {os.path.basename(self.path)}",
+        for i in tqdm(range(self._count()), desc=f"checking {os.path.basename(self.path)}",
                       disable=not progress, unit="frame"):
             try:
                 self._load_frame(i)
@@ -98,7 +107,7 @@ class FrameDataset(Frames):
     def __len__(self) -> int:
         if self.on_error == "skip" and self._keep is None:
             self.scan_and_skip()
-        return len(self._keep) if self._keep is not None else self._length()
+        return len(self._keep) if self._keep is not None else self._count()
 
     def __getitem__(self, index: int):
         index = self._resolve(index)

@@ -80,6 +80,8 @@ class ExtXYZDataset(FrameDataset):
         super().__init__(path, **options)
         self.keys = dict(energy_key=energy_key, forces_key=forces_key, stress_key=stress_key)
         self._offsets = cached_index(self.path, index_xyz_frames, "xyz")
+        if len(self._offsets) < 2:
+            raise DataError("no frames: an empty file", self.path)
         self._handle = None
         self._pid = None
 

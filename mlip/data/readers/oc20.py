@@ -23,6 +23,7 @@ from mlip.data.atomic_data import AtomicData
 from mlip.data.errors import DataError
 from mlip.data.readers.base import FrameDataset
 from mlip.data.readers.extxyz import ExtXYZDataset
+from mlip.data.readers.lmdb_file import check_lmdb_file
 
 
 def _fields(obj) -> dict:
@@ -75,6 +76,7 @@ class OC20LMDBDataset(FrameDataset):
         if self._env is None or self._pid != os.getpid():  # LMDB handles must not cross a fork
             if self._env is not None:
                 self._env.close()  # the parent's handle, inherited: lmdb refuses a second open of a path
+            check_lmdb_file(self.path)  # a truncated file would crash the process when mapped
             try:
                 self._env = lmdb.open(self.path, subdir=os.path.isdir(self.path), readonly=True, lock=False,
                                       readahead=False, meminit=False, max_readers=1)
