@@ -46,7 +46,7 @@ def _parse_options(pairs: list[str]) -> dict:
 
 def dataset_summary(name: str, dataset, cutoff: float, progress: bool = True) -> dict:
     """Read every frame, build its graph at ``cutoff``, and summarise (one table row)."""
-    from tqdm.auto import tqdm
+    from mlip.progress import progress as tqdm
 
     from mlip.data import StatisticsAccumulator
     from mlip.graph import build_graph

@@ -59,7 +59,7 @@ def _row(data, name: str, n: int) -> np.ndarray:
 def write_prepared(dataset, out, cutoff: float | None = 5.0, overwrite: bool = False,
                    progress: bool = True, source: str | None = None) -> dict:
     """Convert ``dataset`` (any mlip dataset) into a prepared directory ``out``; returns its metadata."""
-    from tqdm.auto import tqdm
+    from mlip.progress import progress as tqdm
 
     out = os.path.abspath(str(out))
     if os.path.exists(out) and not overwrite:

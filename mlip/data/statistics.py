@@ -113,7 +113,7 @@ class StatisticsAccumulator:
 
 def compute_statistics(dataset, cutoff: float | None = 5.0, indices=None, progress: bool = False) -> dict:
     """Statistics of ``dataset`` (or of the frames ``indices`` of it, e.g. the training split)."""
-    from tqdm.auto import tqdm
+    from mlip.progress import progress as tqdm
 
     acc = StatisticsAccumulator(cutoff)
     order = range(len(dataset)) if indices is None else indices

@@ -149,7 +149,7 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
     Returns an MDResult; an instability is reported in it (and raised by the CLI as an error)."""
     import ase.io
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
-    from tqdm.auto import tqdm
+    from mlip.progress import progress as tqdm
 
     limits = limits or Limits()
     out = Path(out_dir)

@@ -115,7 +115,7 @@ def relax_one_by_one(structures: Sequence[Tuple[str, Atoms]], model, optimizer: 
                      trajectory_dir: Optional[str] = None, device: str = "cpu",
                      progress: bool = True) -> List[RelaxResult]:
     """The plain ASE loop: each structure with its own calculator and ``opt.run``."""
-    from tqdm.auto import tqdm
+    from mlip.progress import progress as tqdm
 
     from mlip.calculator import MLIPCalculator
 
@@ -139,7 +139,7 @@ def relax_batched(structures: Sequence[Tuple[str, Atoms]], model, optimizer: str
                   trajectory_dir: Optional[str] = None, device: str = "cpu", progress: bool = True,
                   max_atoms: int = 20000) -> List[RelaxResult]:
     """All structures advance together: one model call per step for all that have not converged."""
-    from tqdm.auto import tqdm
+    from mlip.progress import progress as tqdm
 
     cls = optimizer_class(optimizer)
     evaluate = BatchEvaluator(model, device, max_atoms)

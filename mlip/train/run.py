@@ -172,6 +172,7 @@ def train(cfg) -> dict:
     from mlip.train.checkpoint import AtomicCheckpointIO
     from mlip.train.module import PotentialModule
     from mlip.train.plots import learning_curve, parity
+    from mlip.train.progress import progress_callback
 
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     log_version = ""
@@ -198,7 +199,8 @@ def train(cfg) -> dict:
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=cfg.checkpoint.monitor,
                                   mode="min", save_top_k=1, save_last=True,
                                   every_n_train_steps=cfg.checkpoint.get("every_n_train_steps"))
-    trainer = L.Trainer(**cfg.trainer, default_root_dir=str(run_dir), callbacks=[checkpoints],
+    bars = [progress_callback()] if cfg.trainer.get("enable_progress_bar", True) else []
+    trainer = L.Trainer(**cfg.trainer, default_root_dir=str(run_dir), callbacks=[checkpoints, *bars],
                         logger=[CSVLogger(str(run_dir), name="logs", version=log_version),
                                 TensorBoardLogger(str(run_dir), name="tensorboard", version=log_version)],
                         plugins=[AtomicCheckpointIO()],

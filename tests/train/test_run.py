@@ -141,3 +141,22 @@ def test_every_model_trains_with_the_quickstart_experiment(tmp_path, data_dir, m
     model = mlip.load(summary["best"])
     assert model.name == name and len(losses(summary["run_dir"])) >= 2
     assert all(np.isfinite(losses(summary["run_dir"])))
+
+
+def test_a_piped_training_log_has_a_line_per_epoch(tmp_path, data_dir):
+    """stdout not a terminal: one progress line per epoch (the quickstart's 35 epochs: about 35 lines,
+    under 200), not Lightning's bar redrawn after every batch."""
+    env = dict(os.environ, MLIP_DATA=str(data_dir), PYTHONWARNINGS="ignore")
+    overrides = [o for o in TINY if not o.startswith("trainer.enable_progress_bar")]
+    epochs = 4
+    out = subprocess.run([sys.executable, "-m", "mlip", "train", *overrides, "data.batch_size=2",
+                          f"trainer.max_epochs={epochs}", f"run_dir={tmp_path}"], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    pieces = [p for p in re.split(r"[\r\n]", text) if p.strip()]
+    bar_redraws = [p for p in pieces if re.search(r"\d+/\d+ \[|it/s|s/it", p)]
+    epoch_lines = [p for p in pieces if re.match(r"epoch \d+/\d+ ", p)]
+    assert len(epoch_lines) == epochs, text[-3000:]
+    assert "ETA" in epoch_lines[0] and "train/loss" in epoch_lines[-1]
+    assert len(bar_redraws) <= 2, bar_redraws[:5]  # 12 batches an epoch would give dozens

@@ -85,7 +85,7 @@ class FrameDataset(Frames):
 
     def scan_and_skip(self, progress: bool = True) -> "FrameDataset":
         """Read every frame once, keep the good ones and report the bad ones on stderr."""
-        from tqdm.auto import tqdm
+        from mlip.progress import progress as tqdm
 
         keep, skipped, reasons = [], [], Counter()
         for i in tqdm(range(self._count()), desc=f"checking {os.path.basename(self.path)}",

@@ -65,7 +65,7 @@ def _escaped_quotes(buf: np.ndarray, backslashes: np.ndarray, carry: int) -> tup
 
 def index_mptrj_json(path: str, progress: bool = False) -> np.ndarray:
     """(F,2) int64 byte ranges [start, end) of every frame object (depth 3) in an MPtrj JSON file."""
-    from tqdm.auto import tqdm
+    from mlip.progress import progress as tqdm
 
     size = os.path.getsize(path)
     in_string = False
