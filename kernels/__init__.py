@@ -11,9 +11,12 @@ from mlip.kernels.dispatch import backend, get_backend, set_backend, use_triton
 from mlip.kernels.edge_rotation import rotate_into, rotate_into_reference, rotate_out_of, rotate_out_of_reference
 from mlip.kernels.grid_mlp import grid_mlp, grid_mlp_reference
 from mlip.kernels.launch import launches, record
+
+# kernels whose first-order backward (forces) is a fused kernel of its own, launched as "<name>_backward"
+FUSED_BACKWARD = frozenset({"grid_mlp", "neighbor_attention"})
 from mlip.kernels.segment_sum import segment_sum, segment_sum_reference
 
 __all__ = ["backend", "get_backend", "set_backend", "use_triton", "segment_sum", "segment_sum_reference",
            "bspline", "bspline_reference", "rotate_into", "rotate_into_reference", "rotate_out_of",
            "rotate_out_of_reference", "grid_mlp", "grid_mlp_reference", "neighbor_attention",
-           "neighbor_attention_reference", "launches", "record"]
+           "neighbor_attention_reference", "launches", "record", "FUSED_BACKWARD"]

@@ -2,6 +2,10 @@
 
     mlip.models.build(name, preset=None, **hyperparameters) -> Potential
     mlip.models.registered() -> list of names
+
+An architecture registers itself with ``@register("name")`` on its Potential subclass; every module
+of this package is imported on first use, and so is every ``mlip.models`` entry point of installed
+packages (``[project.entry-points."mlip.models"] mymodel = "mypackage.mymodel"``).
 """
 
 from __future__ import annotations
@@ -22,8 +26,25 @@ def register(name: str):
     return wrap
 
 
+_loaded = False
+
+
 def _load_architectures() -> None:
-    from mlip.models import escaip, escn, facet, transip  # noqa: F401  (they register themselves)
+    """Import every module of this package and every ``mlip.models`` entry point of installed
+    packages (plugins): their ``@register`` decorators fill the registry. No hand-kept list."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+    import pkgutil
+    from importlib.metadata import entry_points
+
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    for entry in entry_points(group="mlip.models"):
+        entry.load()
 
 
 def registered() -> list[str]:

@@ -82,6 +82,10 @@ class Potential(nn.Module):
         """A training-only loss term of the architecture's own (None: none), added by the trainer."""
         return None
 
+    # -- facts the model declares (the tests and the kernel checks read them) -------------
+    # the mlip.kernels its hot paths run (names of mlip.kernels functions)
+    kernels: frozenset = frozenset()
+
     # -- shared ---------------------------------------------------------------------------
     @property
     def exactly_equivariant(self) -> bool:

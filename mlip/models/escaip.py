@@ -126,6 +126,8 @@ class EScAIP(Potential):
             Potential.
     """
 
+    kernels = frozenset({"segment_sum", "neighbor_attention"})
+
     presets = {
         "small": dict(cutoff=4.0, hidden=16, num_layers=2, heads=2, num_basis=8, atom_dim=8, boo_dim=8, boo_lmax=3,
                       angular_lmax=2, avg_num_neighbors=10.0, max_neighbors=24),

@@ -101,6 +101,8 @@ class ESCN(Potential):
         not energy-conserving; a warning says so). charge_spin, species, max_neighbors: as Potential.
     """
 
+    kernels = frozenset({"segment_sum", "edge_rotation", "grid_mlp"})
+
     presets = {
         "small": dict(cutoff=4.0, lmax=2, mmax=1, channels=8, num_layers=2, hidden=8, edge_hidden=16, num_basis=8,
                       avg_num_neighbors=10.0),

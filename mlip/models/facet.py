@@ -76,6 +76,8 @@ class Facet(Potential):
         species, max_neighbors: see Potential.
     """
 
+    kernels = frozenset({"segment_sum", "bspline", "grid_mlp"})
+
     presets = {
         "small": dict(cutoff=4.0, lmax=2, channels=16, num_layers=2, hidden=32, num_basis=8, avg_num_neighbors=10.0,
                       radial_heads=2),

@@ -77,6 +77,8 @@ class TransIP(Potential):
             max_neighbors: as Potential.
     """
 
+    kernels = frozenset({"segment_sum", "neighbor_attention"})
+
     presets = {
         "small": dict(cutoff=4.0, hidden=16, num_layers=2, heads=2, num_basis=8, alignment_weight=0.1,
                       max_neighbors=24),
@@ -164,15 +166,14 @@ class TransIP(Potential):
         """The alignment loss on ``batch`` (with its graph), each structure turned by a random rotation."""
         if self.alignment_weight <= 0:
             return None
-        from mlip.graph.edges import edge_vectors
+        from mlip.graph import edge_vectors, rotate
         from mlip.nn.so3 import random_rotation
-        from mlip.train.augment import rotate_batch
 
         graph, b, charge, spin = structure_fields(batch)
         dtype = self.dtype
         rotations = random_rotation(b, dtype=dtype).to(batch.pos.device)
         latents = []
-        for data in (batch, rotate_batch(batch, rotations)):
+        for data in (batch, rotate(batch, rotations)):
             vec = edge_vectors(data.pos.to(dtype), data.cell.reshape(-1, 3, 3).to(dtype), data.edge_index,
                                data.cell_shifts, graph)
             latents.append(self.embeddings(data.atomic_numbers, data.edge_index, vec, graph, charge, spin))

@@ -88,12 +88,12 @@ class _PairBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         edges = x.shape[0]
-        xp = self.linear(x.index_select(1, self.plus).reshape(edges, -1))
-        xm = self.linear(x.index_select(1, self.minus).reshape(edges, -1))
+        xp = self.linear(x.index_select(1, self.plus).flatten(1))  # flatten, not view(edges, -1): 0 edges work
+        xm = self.linear(x.index_select(1, self.minus).flatten(1))
         n = xp.shape[1] // 2
         real = xp[:, :n] - xm[:, n:]  # real part to +m, imaginary part to -m
         imag = xm[:, :n] + xp[:, n:]
-        return torch.cat([real, imag], dim=1).view(edges, -1, self.channels_out)
+        return torch.cat([real, imag], dim=1).view(edges, 2 * self.plus.shape[0], self.channels_out)
 
 
 class SO2Linear(nn.Module):
@@ -130,9 +130,9 @@ class SO2Linear(nn.Module):
     def forward(self, x: torch.Tensor, gate: Optional[torch.Tensor] = None) -> torch.Tensor:
         edges = x.shape[0]
         if gate is not None:
-            x = x * gate.view(edges, -1, self.channels_in).index_select(1, self.gate_of)
-        zero = self.linear_zero(x.index_select(1, self.zero).reshape(edges, -1))
-        pieces = [zero.view(edges, -1, self.channels_out)]
+            x = x * gate.view(edges, self.num_gates, self.channels_in).index_select(1, self.gate_of)
+        zero = self.linear_zero(x.index_select(1, self.zero).flatten(1))
+        pieces = [zero.view(edges, self.zero.shape[0], self.channels_out)]
         for pair in self.pairs:
             pieces.append(pair(x))
         out = torch.cat(pieces, dim=1)  # coefficients in the order of self.order

@@ -72,8 +72,10 @@ class EdgeTensorProduct(ExactBuffers):
             return torch.matmul(self.gather_out, t)  # (E, S_out, C): paths summed per output component
         # (E, S_out, S_in, H): weighted couplings summed over the paths of each output component
         aw = (a.unsqueeze(-1) * w.unsqueeze(2)).view(edges, rows, s_in * heads)  # (E, R, S_in*H)
-        b = torch.matmul(self.gather_out, aw).view(edges, -1, s_in, heads)  # summed per output component
-        b = b.permute(0, 3, 1, 2).reshape(edges * heads, -1, s_in)
-        xh = x.view(edges, s_in, heads, channels // heads).transpose(1, 2).reshape(edges * heads, s_in, -1)
+        s_out = self.gather_out.shape[0]  # explicit sizes, not -1: a structure without edges works
+        b = torch.matmul(self.gather_out, aw).view(edges, s_out, s_in, heads)  # summed per output component
+        b = b.permute(0, 3, 1, 2).reshape(edges * heads, s_out, s_in)
+        xh = x.view(edges, s_in, heads, channels // heads).transpose(1, 2).reshape(edges * heads, s_in,
+                                                                                  channels // heads)
         out = torch.bmm(b, xh)  # (E*H, S_out, C/H)
-        return out.view(edges, heads, -1, channels // heads).transpose(1, 2).reshape(edges, -1, channels)
+        return out.view(edges, heads, s_out, channels // heads).transpose(1, 2).reshape(edges, s_out, channels)

@@ -10,23 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mlip.graph.rotate import rotate
 from mlip.nn.so3 import random_rotation
 
-
-def rotate_batch(batch, rotations: torch.Tensor):
-    """A copy of ``batch`` with structure b turned by ``rotations[b]`` (B,3,3): positions, cell,
-    forces (vectors) and stress (R σ R^T). The graph stays valid: image shifts are in cell units."""
-    out = batch.clone()
-    r = rotations.to(batch.pos.dtype)
-    per_atom = r[batch.batch]
-    out.pos = torch.einsum("nij,nj->ni", per_atom, batch.pos)
-    out.cell = torch.einsum("bkj,bij->bki", batch.cell.reshape(-1, 3, 3), r.to(batch.cell.dtype))
-    if "forces" in batch:
-        out.forces = torch.einsum("nij,nj->ni", per_atom.to(batch.forces.dtype), batch.forces)
-    if "stress" in batch:
-        rs = r.to(batch.stress.dtype)
-        out.stress = rs @ batch.stress.reshape(-1, 3, 3) @ rs.transpose(1, 2)
-    return out
+__all__ = ["rotate", "step_rotations"]
 
 
 def step_rotations(num: int, seed: int, step: int, rank: int = 0, dtype=torch.float64) -> torch.Tensor:

@@ -157,10 +157,11 @@ class AtomicDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         trainer = getattr(self, "trainer", None)
         if self.augment_rotations and trainer is not None and trainer.training:
-            from mlip.train.augment import rotate_batch, step_rotations
+            from mlip.train import augment
 
-            rotations = step_rotations(int(batch.num_graphs), self.split_seed, trainer.global_step, trainer.global_rank)
-            batch = rotate_batch(batch, rotations.to(batch.pos.device))
+            rotations = augment.step_rotations(int(batch.num_graphs), self.split_seed, trainer.global_step,
+                                               trainer.global_rank)
+            batch = augment.rotate(batch, rotations.to(batch.pos.device))
         return batch
 
     def train_dataloader(self):

@@ -10,19 +10,15 @@ from mlip.graph import collate
 from mlip.kernels import backend
 from mlip.kernels.launch import launches
 from mlip.models import registered
+from mlip.kernels import FUSED_BACKWARD
 from mlip.testing import equivariance_errors
+from mlip.testing.suite import energy, fd_agrees
 from tests.models.structures import data, make
-from tests.models.test_physics import NOT_EXACTLY_EQUIVARIANT, energy, fd_agrees
 
 
-# the hot paths each potential runs through mlip.kernels
-HOT_PATHS = {"facet": {"segment_sum", "bspline", "grid_mlp"},
-             "escn": {"segment_sum", "edge_rotation", "grid_mlp"},
-             "escaip": {"segment_sum", "neighbor_attention"},
-             "transip": {"segment_sum", "neighbor_attention"}}
-# the fused backward kernels that inference forces run (no weight gradients wanted)
-FORCE_PATHS = {"facet": {"grid_mlp_backward"}, "escn": {"grid_mlp_backward"},
-               "escaip": {"neighbor_attention_backward"}, "transip": {"neighbor_attention_backward"}}
+def force_paths(model):
+    """The fused backward kernels that inference forces run (no weight gradients wanted)."""
+    return {f"{k}_backward" for k in model.kernels & FUSED_BACKWARD}
 
 
 @pytest.fixture(params=registered())
@@ -45,7 +41,7 @@ def test_kernels_give_the_references_numbers(name):
     launches.clear()
     with backend("triton"):
         fused, fused_grads = outputs_and_weight_gradients(model, batch)
-    assert HOT_PATHS[name] <= set(launches), dict(launches)
+    assert model.kernels and model.kernels <= set(launches), dict(launches)
     for key in reference:
         torch.testing.assert_close(fused[key], reference[key], rtol=1e-9, atol=1e-10, msg=key)
     assert len(fused_grads) == len(reference_grads)
@@ -59,7 +55,7 @@ def test_forces_and_equivariance_with_kernels(name):
     launches.clear()
     with backend("triton"):
         forces = model(d)["forces"].detach()
-    assert FORCE_PATHS[name] <= set(launches), dict(launches)
+    assert force_paths(model) <= set(launches), dict(launches)
     with backend("triton"):
         def shifted(x):
             moved = d.clone()
@@ -69,7 +65,7 @@ def test_forces_and_equivariance_with_kernels(name):
 
         assert fd_agrees(shifted, -float(forces[2, 1]), rel=1e-5, abs_tol=1e-7)
         errors = equivariance_errors(model, d, rotations=1)
-    if name in NOT_EXACTLY_EQUIVARIANT:
+    if not model.exactly_equivariant:
         assert errors["forces"] > 0  # measured, not built in
     else:
         assert errors["energy"] < 1e-8 and errors["forces"] < 1e-8, errors

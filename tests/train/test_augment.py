@@ -22,7 +22,7 @@ def test_an_equivariant_model_sees_the_same_loss_on_a_rotated_batch():
     model = make("facet")
     batch = collate([labelled("triclinic", model), labelled("ethanol", model)], cutoff=model.cutoff)
     rotations = augment.step_rotations(2, seed=0, step=3)
-    turned = augment.rotate_batch(batch, rotations)
+    turned = augment.rotate(batch, rotations)
     assert not torch.allclose(turned.pos, batch.pos)
     loss = PotentialLoss(energy_weight=1.0, forces_weight=10.0, stress_weight=1.0)
     torch.testing.assert_close(loss(model(turned), turned)["loss"], loss(model(batch), batch)["loss"],
@@ -44,8 +44,8 @@ def test_rotations_are_reproducible_per_step_and_rank():
 def test_training_rotates_every_training_batch_only(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("MLIP_DATA", str(data_dir))
     calls = []
-    original = augment.rotate_batch
-    monkeypatch.setattr(augment, "rotate_batch", lambda batch, r: calls.append(int(batch.num_graphs)) or original(batch, r))
+    original = augment.rotate
+    monkeypatch.setattr(augment, "rotate", lambda batch, r: calls.append(int(batch.num_graphs)) or original(batch, r))
     overrides = ["experiment=quickstart", "data.train_size=16", "data.batch_size=4", "data.val_fraction=0.01",
                  "data.test=null", "model.preset=small", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
                  "trainer.num_sanity_val_steps=0", f"run_dir={tmp_path}"]

@@ -1,27 +1,17 @@
-"""Checks any potential or block can be put through (as e3nn.util.test does for e3nn modules).
+"""Rotation checks any potential or block can be put through (as e3nn.util.test does for e3nn modules).
 
     equivariance_errors(model, data)      relative errors of E, F, σ under random rotations
     rotation_sensitivity(model, data)     mean change of E (eV/atom) and F (relative) under rotations
     assert_equivariant(model, data, rtol)
     feature_equivariance_error(fn, x, lmax_in, lmax_out)   for blocks on (N, S, C) features
-    rotate(data, R)                        a rotated copy of an AtomicData
 """
 
 from __future__ import annotations
 
 import torch
 
+from mlip.graph.rotate import rotate
 from mlip.nn.so3 import block_wigner_D, random_rotation
-
-
-def rotate(data, rotation: torch.Tensor):
-    """A copy of ``data`` with positions and cell rotated by ``rotation`` (3,3); the graph is kept
-    (rotations do not change which atoms are neighbours, nor the integer image shifts)."""
-    out = data.clone()
-    r = rotation.to(data.pos.dtype)
-    out.pos = data.pos @ r.T
-    out.cell = data.cell @ r.T
-    return out
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:

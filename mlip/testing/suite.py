@@ -1,0 +1,221 @@
+"""The physics suite every potential inherits, shipped with the package so that a model defined
+anywhere (a user's plugin) runs it as mlip's own do:
+
+    import pytest
+    from mlip.testing import PotentialTests, randomized
+
+    class TestMyPotential(PotentialTests):
+        @pytest.fixture
+        def model(self):
+            return randomized(MyPotential(cutoff=4.0, ...))   # float64, eval mode
+
+Checks: rotation equivariance (1e-8 for ``model.exactly_equivariant`` models, measured otherwise),
+translation and permutation invariance, wrapped against unwrapped positions in periodic cells,
+forces = minus the finite-difference gradient, stress = the strain derivative, extensivity,
+smoothness as a neighbour crosses the cutoff, isolated atoms and far-apart molecules adding up,
+batch = one by one, float32 against float64, the ASE calculator giving what the model gives, and
+force training reaching every weight.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from mlip.calculator import MLIPCalculator
+from mlip.data import AtomicData
+from mlip.graph import build_graph, collate
+from mlip.testing.equivariance import equivariance_errors
+from mlip.testing.structures import STRUCTURES, data, ethanol, water
+
+
+def energy(model, d) -> float:
+    return float(model(d, compute_forces=False, compute_stress=False)["energy"].detach())
+
+
+def derivative(f, h):
+    """df/dx at 0 by the fourth-order central stencil (O(h^4) for smooth f; the cubic splines are C2,
+    so where a stencil straddles a knot the error is O(h^2): hence the small steps of fd_agrees)."""
+    return (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
+
+
+def fd_agrees(f, value: float, rel: float, abs_tol: float, steps=(1e-3, 3e-4, 1e-4)) -> bool:
+    """Does -/+ df/dx at 0 agree with ``value`` at one of ``steps``? The stencil's error is
+    truncation (large h, and O(h^2) where it straddles a spline knot) plus the round-off of total
+    energies of ~1e3 eV (small h); the derivative is confirmed when some step brings both down."""
+    return any(abs(derivative(f, h) - value) <= abs_tol + rel * abs(value) for h in steps)
+
+
+def _close(out, ref, rtol=1e-8, energy_rtol=1e-10):
+    torch.testing.assert_close(out["energy"], ref["energy"], rtol=energy_rtol, atol=1e-10)
+    torch.testing.assert_close(out["forces"], ref["forces"], rtol=rtol, atol=1e-10)
+    if "stress" in ref:
+        torch.testing.assert_close(out["stress"], ref["stress"], rtol=rtol, atol=1e-12)
+
+
+class PotentialTests:
+    """Subclass with a ``model`` fixture returning a float64 Potential in eval mode."""
+
+    @pytest.fixture
+    def model(self):
+        raise NotImplementedError("a PotentialTests subclass provides the `model` fixture")
+
+    @pytest.mark.parametrize("structure", list(STRUCTURES))
+    def test_rotation_equivariance(self, model, structure, record_property):
+        d = build_graph(data(structure), model.cutoff)
+        errors = equivariance_errors(model, d, rotations=3)
+        record_property("equivariance_errors", errors)
+        if model.exactly_equivariant:
+            assert max(errors.values()) < 1e-8, errors
+        else:  # learns the symmetry: measured, not built in
+            assert all(np.isfinite(v) for v in errors.values()) and max(errors.values()) > 0, errors
+
+    @pytest.mark.parametrize("structure", list(STRUCTURES))
+    def test_translation_and_permutation_invariance(self, model, structure):
+        d = data(structure)
+        ref = model(d)
+        shifted = d.clone()
+        shifted.pos = d.pos + torch.tensor([0.37, -1.21, 2.05], dtype=d.pos.dtype)
+        _close(model(shifted), {k: v for k, v in ref.items() if k != "stress"})
+        perm = torch.randperm(d.num_nodes, generator=torch.Generator().manual_seed(1))
+        permuted = AtomicData.build(pos=d.pos[perm], atomic_numbers=d.atomic_numbers[perm], cell=d.cell, pbc=d.pbc)
+        _close(model(permuted), {"energy": ref["energy"], "forces": ref["forces"][perm], "stress": ref["stress"]})
+
+    @pytest.mark.parametrize("structure", ["si2", "triclinic", "slab"])
+    def test_wrapped_and_unwrapped_positions_agree(self, model, structure):
+        """Atoms moved by whole lattice vectors along the periodic directions (out of the cell and
+        back in) are the same crystal: the same energy, forces and stress."""
+        d = data(structure)
+        ref = model(d)
+        moved = d.clone()
+        pbc = d.pbc.reshape(3)
+        rng = np.random.default_rng(7)
+        images = torch.tensor(rng.integers(-2, 3, size=(d.num_nodes, 3)), dtype=d.pos.dtype) * pbc.to(d.pos.dtype)
+        moved.pos = d.pos + images @ d.cell.reshape(3, 3)
+        assert bool((moved.pos != d.pos).any())
+        _close(model(moved), ref)
+
+    @pytest.mark.parametrize("structure", ["ethanol", "triclinic", "slab"])
+    def test_forces_are_minus_the_gradient(self, model, structure):
+        d = data(structure)
+        forces = model(d)["forces"]
+
+        def displaced(atom, k):
+            def f(x):
+                moved = d.clone()
+                moved.pos = d.pos.clone()
+                moved.pos[atom, k] += x
+                return energy(model, moved)
+            return f
+
+        for atom in (0, d.num_nodes // 2, d.num_nodes - 1):
+            for k in range(3):
+                assert fd_agrees(displaced(atom, k), -float(forces[atom, k]), 1e-7, 1e-8), (atom, k)
+
+    @pytest.mark.parametrize("structure", ["si2", "triclinic"])
+    def test_stress_is_the_strain_derivative(self, model, structure):
+        d = data(structure)
+        stress = model(d)["stress"][0]
+        volume = float(torch.linalg.det(d.cell[0]).abs())
+
+        def strained(i, j):
+            def f(x):
+                eps = torch.zeros(3, 3, dtype=torch.float64)
+                eps[i, j] += x / 2
+                eps[j, i] += x / 2  # a symmetric strain; diagonal: eps_ii = x
+                out = d.clone()
+                out.pos = d.pos @ (torch.eye(3, dtype=torch.float64) + eps)
+                out.cell = d.cell @ (torch.eye(3, dtype=torch.float64) + eps)
+                return energy(model, out)
+            return f
+
+        for i, j in [(0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2)]:
+            assert fd_agrees(strained(i, j), float(stress[i, j]) * volume, 1e-7, 1e-9 * volume), (i, j)
+
+    @pytest.mark.parametrize("structure, repeat", [("si2", (2, 2, 1)), ("triclinic", (1, 2, 1)), ("slab", (2, 1, 1))])
+    def test_supercell_energy_is_extensive(self, model, structure, repeat):
+        atoms = STRUCTURES[structure]()
+        e_cell = energy(model, AtomicData.from_ase(atoms))
+        e_super = energy(model, AtomicData.from_ase(atoms.repeat(repeat)))
+        assert e_super == pytest.approx(np.prod(repeat) * e_cell, rel=1e-10)
+
+    def test_smooth_as_a_neighbour_crosses_the_cutoff(self, model):
+        rc = model.cutoff
+
+        def dimer_plus(distance):
+            pos = [[0.0, 0.0, 0.0], [1.1, 0.0, 0.0], [0.0, distance, 0.0]]
+            return AtomicData.build(pos=pos, atomic_numbers=[6, 8, 1])
+
+        delta = 1e-5
+        inside, outside = model(dimer_plus(rc - delta)), model(dimer_plus(rc + delta))
+        assert abs(float((inside["energy"] - outside["energy"]).detach())) < 1e-8
+        assert float((inside["forces"] - outside["forces"]).abs().max()) < 1e-6
+        # the energy must actually depend on the third atom inside the cutoff
+        assert abs(energy(model, dimer_plus(rc - 0.5)) - energy(model, dimer_plus(rc + 0.5))) > 1e-6
+
+    def test_isolated_atoms_add_up(self, model):
+        """An atom without neighbours is a valid input (no edges at all); atoms farther apart than the
+        cutoff have the energies they have alone, in sum, and no forces."""
+        far = model.cutoff + 5.0
+        alone = {z: energy(model, AtomicData.build(pos=[[0.0, 0.0, 0.0]], atomic_numbers=[z])) for z in (1, 6, 8)}
+        spread = AtomicData.build(pos=[[0.0, 0.0, 0.0], [far, 0.0, 0.0], [0.0, far, 0.0], [far, far, 0.3]],
+                                  atomic_numbers=[1, 6, 8, 6])
+        out = model(spread)
+        assert float(out["energy"].detach()) == pytest.approx(alone[1] + 2 * alone[6] + alone[8], rel=1e-12)
+        assert float(out["forces"].abs().max()) == 0.0
+
+    def test_molecules_far_apart_give_the_sum_of_their_energies(self, model):
+        a, b = ethanol(), water()
+        b.positions += [model.cutoff + 10.0, 0.0, 0.0]
+        both = a + b
+        out = model(AtomicData.from_ase(both))
+        parts = [model(AtomicData.from_ase(x)) for x in (a, b)]
+        torch.testing.assert_close(out["energy"], parts[0]["energy"] + parts[1]["energy"], rtol=1e-12, atol=1e-9)
+        torch.testing.assert_close(out["forces"], torch.cat([p["forces"] for p in parts]), rtol=1e-8, atol=1e-10)
+
+    def test_batch_equals_one_by_one(self, model):
+        structures = [data(name) for name in STRUCTURES]
+        batch = collate(structures, cutoff=model.cutoff, max_neighbors=model.max_neighbors)
+        out = model(batch)
+        singles = [model(d) for d in structures]
+        _close(out, {k: torch.cat([s[k] for s in singles]) for k in ("energy", "forces", "stress")})
+
+    def test_float32_agrees_with_float64(self, model):
+        model32 = copy.deepcopy(model).float()
+        for name in STRUCTURES:
+            out64 = model(data(name))
+            out32 = model32(data(name, torch.float32))
+            assert out32["energy"].dtype == torch.float32
+            torch.testing.assert_close(out32["energy"].double(), out64["energy"], rtol=1e-6, atol=1e-4)
+            scale = float(out64["forces"].abs().max())
+            torch.testing.assert_close(out32["forces"].double(), out64["forces"], rtol=0, atol=1e-4 * max(scale, 1))
+
+    def test_calculator_gives_what_the_model_gives(self, model):
+        for name in ("ethanol", "triclinic"):
+            atoms = STRUCTURES[name]()
+            atoms.calc = MLIPCalculator(model)
+            out = model(AtomicData.from_ase(atoms))
+            assert atoms.get_potential_energy() == pytest.approx(float(out["energy"].detach()), rel=1e-12)
+            np.testing.assert_allclose(atoms.get_forces(), out["forces"].detach().numpy(), rtol=1e-10, atol=1e-12)
+            s = out["stress"][0].detach().numpy()
+            np.testing.assert_allclose(atoms.get_stress(), [s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]],
+                                       rtol=1e-10, atol=1e-14)
+
+    def test_forces_are_trainable(self, model):
+        """The gradient of a gradient reaches the weights, and every weight takes part in the loss
+        (Lightning's DDP, without find_unused_parameters, fails on a weight that does not)."""
+        model = copy.deepcopy(model).train()
+        batch = collate([data("ethanol"), data("si2")], cutoff=model.cutoff, max_neighbors=model.max_neighbors)
+        out = model(batch)
+        loss = out["energy"].square().sum() + out["forces"].square().sum() + out["stress"].square().sum()
+        auxiliary = model.auxiliary_loss(batch)  # a training-only term (TransIP), which the trainer adds too
+        loss = loss if auxiliary is None else loss + auxiliary
+        loss.backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+        unused = [n for n, g in grads.items() if g is None]
+        assert not unused, f"weights outside the loss's graph: {unused}"
+        zero = [n for n, g in grads.items() if not bool(g.abs().sum() > 0)]
+        assert len(zero) < len(grads) / 4, zero
