@@ -1,9 +1,14 @@
-"""MLIPCalculator: any mlip Potential as an ASE calculator."""
+"""The ASE adapter: BatchEvaluator (energies, forces, stresses of many ase.Atoms in few model calls)
+and MLIPCalculator (any mlip Potential as an ASE calculator, one structure through the same
+evaluator). Relaxation and MD use these; nothing else converts between Atoms and the model."""
 
 from __future__ import annotations
 
+from typing import List, Sequence
+
 import numpy as np
 import torch
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from mlip.data.atomic_data import CHARGE_KEYS, SPIN_KEYS, AtomicData
@@ -29,6 +34,45 @@ def voigt(stress: np.ndarray) -> np.ndarray:
     return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
 
+class BatchEvaluator:
+    """Energies, forces and stresses of many structures in as few model calls as possible.
+
+    ``max_atoms`` bounds the atoms in one call (memory); ``__call__(list of Atoms)`` returns
+    a list of dicts (energy eV, forces (N,3) eV/Å, stress Voigt eV/Å^3).
+    """
+
+    def __init__(self, model, device: str = "cpu", max_atoms: int = 20000):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.max_atoms = max_atoms
+        self.calls = 0
+
+    def __call__(self, frames: Sequence[Atoms]) -> List[dict]:
+        from mlip.graph import collate
+
+        out: List[dict] = []
+        start = 0
+        while start < len(frames):
+            stop, atoms_in = start, 0
+            while stop < len(frames) and (stop == start or atoms_in + len(frames[stop]) <= self.max_atoms):
+                atoms_in += len(frames[stop])
+                stop += 1
+            chunk = frames[start:stop]
+            batch = collate([atoms_to_data(a) for a in chunk], cutoff=self.model.cutoff,
+                            max_neighbors=self.model.max_neighbors).to(self.device)
+            result = self.model(batch, compute_forces=True, compute_stress=True)
+            self.calls += 1
+            energy = result["energy"].detach().double().cpu().numpy()
+            forces = result["forces"].detach().double().cpu().numpy()
+            stress = result["stress"].detach().double().cpu().numpy()
+            offsets = np.cumsum([0] + [len(a) for a in chunk])
+            for k in range(len(chunk)):
+                out.append({"energy": float(energy[k]), "forces": forces[offsets[k]:offsets[k + 1]],
+                            "stress": voigt(stress[k])})
+            start = stop
+        return out
+
+
 class MLIPCalculator(Calculator):
     """Energy, free energy, forces and stress (Voigt, ASE sign) from an mlip Potential.
 
@@ -47,13 +91,11 @@ class MLIPCalculator(Calculator):
         if isinstance(model_or_path, torch.nn.Module):
             model = model_or_path
         else:
-            from mlip import load
+            from mlip.loading import load
 
             model = load(model_or_path, device=device)
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        if dtype is not None:
-            self.model = self.model.to(dtype)
+        self.evaluator = BatchEvaluator(model if dtype is None else model.to(dtype), device)
+        self.device, self.model = self.evaluator.device, self.evaluator.model
         self._charge_spin = None
 
     def check_state(self, atoms, tol: float = 1e-15):
@@ -67,12 +109,7 @@ class MLIPCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         self._charge_spin = (_info_int(atoms, CHARGE_KEYS, 0), _info_int(atoms, SPIN_KEYS, 1))
-        data = atoms_to_data(atoms).to(self.device)
         # always all three: one forward and backward gives them together, and ASE asks for them one
         # by one (stress is zero for structures without a volume)
-        out = self.model(data, compute_forces=True, compute_stress=True)
-        energy = float(out["energy"].detach().reshape(-1)[0])
-        self.results["energy"] = energy
-        self.results["free_energy"] = energy
-        self.results["forces"] = out["forces"].detach().cpu().double().numpy()
-        self.results["stress"] = voigt(out["stress"].detach().cpu().double().numpy())
+        (result,) = self.evaluator([atoms])
+        self.results.update(result, free_energy=result["energy"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 import time
@@ -155,7 +154,7 @@ def simulate(summary: dict, test_file: str, quiet: bool = False) -> int:
     print("\nmlip quickstart: exporting to TorchScript (mlip export) and checking it against the eager model")
     exported = os.path.join(run_dir, "model.pt")
     code = max(code, main(["export", checkpoint, "--format", "torchscript", "--out", exported]))
-    from mlip import load
+    from mlip.loading import load
     from mlip.calculator import MLIPCalculator
 
     atoms = ase.io.read(relaxed, index=0)

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 from ase.build import bulk
 from ase.optimize import BFGS
 

@@ -55,16 +55,11 @@ def validate(data, source=None, frame=None, min_distance: float = 0.1) -> None:
         if rank < len(vectors):
             raise DataError(f"cell {cell.tolist()} is singular along its periodic directions "
                             f"(pbc={pbc.tolist()})", source, frame, "cell")
-    if min_distance > 0 and (n > 1 or pbc.any()):
-        from mlip.graph.neighbors import neighbor_list_numpy
+    if min_distance > 0:
+        from mlip.graph.neighbors import closest_pair
 
-        pos = data.pos.double().cpu().numpy()
-        # search at >= 1 Å: a cell list binned at 0.1 Å would have ~1e6 bins per 10 Å cell
-        i, j, s = neighbor_list_numpy(pos, cell, pbc, max(min_distance, 1.0))
-        if len(i):
-            d = np.linalg.norm(pos[j] - pos[i] + s @ cell, axis=1)
-            close = np.flatnonzero(d < min_distance)
-            if len(close):
-                k = close[0]
-                raise DataError(f"atoms {int(i[k])} and {int(j[k])} are {d[k]:.4f} Å apart (image {s[k].tolist()}), "
-                                f"closer than {min_distance} Å", source, frame, "pos")
+        pair = closest_pair(data.pos.double().cpu().numpy(), cell, pbc, min_distance)
+        if pair is not None:
+            i, j, shift, d = pair
+            raise DataError(f"atoms {i} and {j} are {d:.4f} Å apart (image {shift.tolist()}), "
+                            f"closer than {min_distance} Å", source, frame, "pos")

@@ -74,6 +74,24 @@ def neighbor_list_numpy(pos, cell, pbc, cutoff: float):
     return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64)
 
 
+def closest_pair(pos, cell, pbc, within: float):
+    """The closest pair of atoms (periodic images included) nearer than ``within`` Å, as
+    ``(i, j, shift (3,) int, distance Å)``, or None. The one distance check of data validation and
+    MD guards. pos (N,3), cell (3,3), pbc (3,): array-likes."""
+    pos = np.asarray(pos, dtype=np.float64)
+    cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    pbc = np.asarray(pbc, dtype=bool).reshape(3)
+    if len(pos) < 2 and not pbc.any():
+        return None
+    # search at >= 1 Å: a cell list binned at 0.1 Å would have ~1e6 bins per 10 Å cell
+    i, j, s = neighbor_list_numpy(pos, cell, pbc, max(within, 1.0))
+    if not len(i):
+        return None
+    d = np.linalg.norm(pos[j] - pos[i] + s @ cell, axis=1)
+    k = int(np.argmin(d))
+    return (int(i[k]), int(j[k]), s[k], float(d[k])) if d[k] < within else None
+
+
 def neighbor_list_vesin(pos: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, cutoff: float
                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Full neighbour list of one structure by vesin on the tensors' own device (CPU or CUDA).

@@ -192,11 +192,8 @@ class Potential(nn.Module):
 
     # -- files ----------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the model (architecture name, hyperparameters, weights, statistics) atomically."""
-        import os
+        """Write the model file (mlip.models.file: architecture name, hyperparameters, weights,
+        statistics) atomically; ``mlip.load`` reads it back."""
+        from mlip.models.file import save
 
-        tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save({"format": "mlip-potential", "version": 1, "name": self.name,
-                    "hyperparameters": self.hyperparameters, "dtype": str(self.dtype).replace("torch.", ""),
-                    "state_dict": self.state_dict()}, tmp)
-        os.replace(tmp, path)
+        save(self, path)

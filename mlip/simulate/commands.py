@@ -11,7 +11,7 @@ from pathlib import Path
 def _model(path: str, device: str, dtype: str | None):
     import torch
 
-    from mlip import load
+    from mlip.loading import load
 
     model = load(path, device=device)
     if dtype is not None and not hasattr(model, "kind"):  # exported files keep their dtype

@@ -91,16 +91,13 @@ def check_limits(atoms: Atoms, limits: Limits, target_temperature: float, step: 
         i = int(np.nanargmax(np.where(np.isfinite(norms), norms, np.inf)))
         raise MDInstability(f"step {step}: force {norms[i]:.3g} eV/Å on atom {i} ({atoms[i].symbol}) exceeds the "
                             f"limit {limits.max_force} eV/Å")
-    if len(atoms) > 1:
-        from mlip.graph.neighbors import neighbor_list_numpy
+    from mlip.graph.neighbors import closest_pair
 
-        pos, cell = atoms.get_positions(), np.asarray(atoms.get_cell())
-        i, j, shifts = neighbor_list_numpy(pos, cell, atoms.get_pbc(), limits.min_distance)
-        if len(i):
-            d = np.linalg.norm(pos[j] - pos[i] + shifts @ cell, axis=1)
-            k = int(np.argmin(d))
-            raise MDInstability(f"step {step}: atoms {i[k]} and {j[k]} are {d[k]:.3f} Å apart, closer than the "
-                                f"limit {limits.min_distance} Å")
+    pair = closest_pair(atoms.get_positions(), atoms.get_cell(), atoms.get_pbc(), limits.min_distance)
+    if pair is not None:
+        i, j, _, d = pair
+        raise MDInstability(f"step {step}: atoms {i} and {j} are {d:.3f} Å apart, closer than the "
+                            f"limit {limits.min_distance} Å")
     t_max = limits.max_temperature or max(5000.0, 10 * target_temperature)
     temperature = atoms.get_temperature()
     if not np.isfinite(temperature) or temperature > t_max:

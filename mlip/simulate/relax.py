@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
-import torch
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
+
+from mlip.calculator import BatchEvaluator
 
 OPTIMIZERS = ("FIRE", "BFGS", "LBFGS")
 
@@ -61,46 +61,6 @@ def optimizable(atoms: Atoms, relax_cell: bool = False, fix_symmetry: bool = Fal
     if pressure:
         raise ValueError("a pressure needs cell relaxation (relax_cell=True / --cell)")
     return atoms
-
-
-class BatchEvaluator:
-    """Energies, forces and stresses of many structures in as few model calls as possible.
-
-    ``max_atoms`` bounds the atoms in one call (memory); ``__call__(list of Atoms)`` returns
-    a list of dicts (energy eV, forces (N,3) eV/Å, stress Voigt eV/Å^3).
-    """
-
-    def __init__(self, model, device: str = "cpu", max_atoms: int = 20000):
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
-        self.max_atoms = max_atoms
-        self.calls = 0
-
-    def __call__(self, frames: Sequence[Atoms]) -> List[dict]:
-        from mlip.calculator import atoms_to_data, voigt
-        from mlip.graph import collate
-
-        out: List[dict] = []
-        start = 0
-        while start < len(frames):
-            stop, atoms_in = start, 0
-            while stop < len(frames) and (stop == start or atoms_in + len(frames[stop]) <= self.max_atoms):
-                atoms_in += len(frames[stop])
-                stop += 1
-            chunk = frames[start:stop]
-            batch = collate([atoms_to_data(a) for a in chunk], cutoff=self.model.cutoff,
-                            max_neighbors=self.model.max_neighbors).to(self.device)
-            result = self.model(batch, compute_forces=True, compute_stress=True)
-            self.calls += 1
-            energy = result["energy"].detach().double().cpu().numpy()
-            forces = result["forces"].detach().double().cpu().numpy()
-            stress = result["stress"].detach().double().cpu().numpy()
-            offsets = np.cumsum([0] + [len(a) for a in chunk])
-            for k in range(len(chunk)):
-                out.append({"energy": float(energy[k]), "forces": forces[offsets[k]:offsets[k + 1]],
-                            "stress": voigt(stress[k])})
-            start = stop
-        return out
 
 
 def _finish(name, atoms, opt, converged, seconds) -> RelaxResult:

@@ -17,6 +17,10 @@ class ErrorMetrics:
     def reset(self) -> None:
         self.sums = {q: [0.0, 0.0, 0] for q in self.QUANTITIES}  # abs sum, square sum, count
 
+    def add(self, name: str, pred, target) -> None:
+        """Accumulate one quantity's errors (tensors or arrays; NaN/inf targets are left out)."""
+        self._add(name, torch.as_tensor(pred), torch.as_tensor(target))
+
     def _add(self, name: str, pred: torch.Tensor, target: torch.Tensor) -> None:
         mask = torch.isfinite(target)
         if not bool(mask.any()):

@@ -12,17 +12,12 @@ import numpy as np
 import torch
 
 from mlip.train.loss import PotentialLoss
+from mlip.models.file import payload
 from mlip.train.metrics import ErrorMetrics
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or inf; the message names the batch's structures."""
-
-
-def model_payload(model) -> dict:
-    """What mlip.load needs to rebuild ``model`` without any config file."""
-    return {"format": "mlip-potential", "version": 1, "name": model.name, "hyperparameters": model.hyperparameters,
-            "dtype": str(model.dtype).replace("torch.", ""), "state_dict": model.state_dict()}
 
 
 class PotentialModule(L.LightningModule):
@@ -179,7 +174,7 @@ class PotentialModule(L.LightningModule):
 
     # -- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["mlip"] = model_payload(self.evaluation_model)
+        checkpoint["mlip"] = payload(self.evaluation_model)  # the model file, as mlip.load reads it
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
         # plain tensors and Python types only, so that torch.load(weights_only=True) reads them
         checkpoint["rng"] = {"torch": torch.get_rng_state(),

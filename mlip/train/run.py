@@ -11,6 +11,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from mlip.train.metrics import ErrorMetrics
+
 CONFIG_DIR = Path(os.environ.get("MLIP_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
 
 
@@ -133,14 +135,11 @@ def rotation_report(model, dataset, cutoff: float, batch_size: int = 16, max_nei
 
 
 def error_table(pred: dict, ref: dict) -> dict:
-    out = {}
+    """MAE and RMSE of every quantity in ``pred`` against ``ref`` (arrays), by ErrorMetrics."""
+    metrics = ErrorMetrics()
     for key in pred:
-        ok = np.isfinite(ref[key])
-        if ok.any():
-            diff = pred[key][ok] - ref[key][ok]
-            out[f"{key}_mae"] = float(np.abs(diff).mean())
-            out[f"{key}_rmse"] = float(np.sqrt((diff ** 2).mean()))
-    return out
+        metrics.add(key, pred[key], ref[key])
+    return metrics.compute()
 
 
 def format_table(metrics: dict, title: str) -> str:
@@ -216,7 +215,7 @@ def train(cfg) -> dict:
             summary["learning_curve"] = learning_curve(logs, str(run_dir / "learning_curve.png"))
         split = "test" if "test" in datamodule.splits else "val"
         if split in datamodule.splits:
-            from mlip import load
+            from mlip.loading import load
 
             best = load(checkpoints.best_model_path or checkpoints.last_model_path)
             pred, ref = predictions(best, datamodule.splits[split], model.cutoff, datamodule.val_batch_size,
@@ -234,7 +233,7 @@ def evaluate(checkpoint: str, cfg, out: Optional[str] = None, split: str = "test
     """Metrics of a checkpoint or model file on a split of ``cfg.data``; writes a parity plot."""
     from hydra.utils import instantiate
 
-    from mlip import load
+    from mlip.loading import load
     from mlip.train.plots import parity
 
     model = load(checkpoint)

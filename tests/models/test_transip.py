@@ -3,7 +3,6 @@ differentiable training-only term that its transformation network can lower, the
 and OMol25 data (charge, spin) runs through it."""
 
 import numpy as np
-import pytest
 import torch
 
 from mlip.data import open_dataset

@@ -1,6 +1,3 @@
-import numpy as np
-import pytest
-
 from mlip.train.data import AtomicDataModule, EpochShuffleSampler, rmd17
 
 

@@ -1,0 +1,44 @@
+"""The model file: one writer and one reader of what rebuilds a Potential without any config
+(architecture name, hyperparameters, dtype, weights and statistics). ``Potential.save`` writes it,
+a training checkpoint carries the same payload under its "mlip" key, ``mlip.load`` reads both."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+FORMAT = "mlip-potential"
+VERSION = 1
+
+
+def payload(model) -> dict:
+    """The dict that rebuilds ``model`` (what a model file holds, and a checkpoint's "mlip" entry)."""
+    return {"format": FORMAT, "version": VERSION, "name": model.name, "hyperparameters": model.hyperparameters,
+            "dtype": str(model.dtype).replace("torch.", ""), "state_dict": model.state_dict()}
+
+
+def save(model, path) -> None:
+    """Write ``model``'s payload to ``path`` atomically (a temporary file renamed into place)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(payload(model), tmp)
+    os.replace(tmp, path)
+
+
+def from_payload(content: dict, device: str = "cpu"):
+    """The Potential a payload describes, in eval mode on ``device``."""
+    from mlip.models import build
+
+    model = build(content["name"], **content["hyperparameters"]).to(getattr(torch, content.get("dtype", "float32")))
+    model.load_state_dict(content["state_dict"])
+    return model.to(device).eval()
+
+
+def read(path, device: str = "cpu"):
+    """A Potential from a model file or a training checkpoint written by ``mlip train``."""
+    content = torch.load(path, map_location=device, weights_only=False)
+    if isinstance(content, dict) and isinstance(content.get("mlip"), dict):
+        content = content["mlip"]  # a Lightning checkpoint written by mlip train
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an mlip model file or training checkpoint")
+    return from_payload(content, device)
