@@ -4,6 +4,10 @@ Ensembles: "nve" (velocity Verlet), "nvt-langevin", "nvt-nose-hoover" (Nose-Hoov
 "nvt-bussi" (stochastic velocity rescaling), "npt-mtk" (ASE's isotropic MTK Nose-Hoover chain
 barostat), "npt-berendsen". Units at this interface: time step fs, temperature K, pressure GPa.
 
+NVE and NVT runs hold the centre of mass still, and a molecule's rotation too
+(mlip.simulate.rigid_motion.FixRigidMotion), so temperatures and thermostats count the degrees of
+freedom that move: 3N - 3 in a periodic cell, 3N - 6 for a molecule (3N - 5 if linear).
+
 After every step the run checks the largest force, the shortest interatomic distance and the
 temperature. A step that breaks a limit stops the run with :class:`MDInstability`; the last good
 frame (the state before that step) is written, and the restart file holds it, so ``restart``
@@ -21,6 +25,8 @@ from typing import Optional
 
 import numpy as np
 from ase import Atoms, units
+
+from mlip.simulate.rigid_motion import FixRigidMotion
 
 ENSEMBLES = ("nve", "nvt-langevin", "nvt-nose-hoover", "nvt-bussi", "npt-mtk", "npt-berendsen")
 LOG_FIELDS = ("step", "time_fs", "epot_eV", "ekin_eV", "etot_eV", "temperature_K", "pressure_GPa")
@@ -52,11 +58,17 @@ def make_dynamics(atoms: Atoms, ensemble: str, timestep: float, temperature: flo
     if ensemble == "nvt-langevin":
         from ase.md.langevin import Langevin
 
-        return Langevin(atoms, timestep=dt, temperature_K=temperature, friction=friction / units.fs, rng=rng)
+        # fixcm=False: the centre of mass (and a molecule's rotation) are held by FixRigidMotion, which
+        # ASE's own fixcm=True does not do correctly for small systems (its FutureWarning)
+        return Langevin(atoms, timestep=dt, temperature_K=temperature, friction=friction / units.fs, rng=rng,
+                        fixcm=False)
     if ensemble == "nvt-nose-hoover":
         from ase.md.nose_hoover_chain import NoseHooverChainNVT
 
-        return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature, tdamp=tdamp * units.fs)
+        # ASE's chain drives the kinetic energy to 3N kT / 2: aimed at the degrees of freedom that move
+        # (3N less what the constraints remove), its target is scaled to land there
+        scaled = temperature * atoms.get_number_of_degrees_of_freedom() / (3 * len(atoms))
+        return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=scaled, tdamp=tdamp * units.fs)
     if ensemble == "nvt-bussi":
         from ase.md.bussi import Bussi
 
@@ -163,6 +175,9 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
         if not atoms.pbc.any():
             ZeroRotation(atoms)
     atoms.calc = calculator
+    if not ensemble.startswith("npt") and not atoms.constraints:
+        # total momentum (and a molecule's angular momentum) stay zero: count and thermostat the rest
+        atoms.set_constraint(FixRigidMotion(rotation=not atoms.pbc.any()))
     dynamics = make_dynamics(atoms, ensemble, timestep, temperature, pressure, seed + first, friction, tdamp, pdamp)
     mode = "a" if restart is not None and log_path.exists() else "w"
     log_file = open(log_path, mode, newline="")
