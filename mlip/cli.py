@@ -103,10 +103,11 @@ def cmd_info(args) -> int:
 def cmd_quickstart(args) -> int:
     from mlip.data import open_dataset
 
-    root = args.data
+    from mlip.resources import data_dir
+
+    root = args.data or str(data_dir())
     if not os.path.isdir(root):
-        raise SystemExit(f"mlip quickstart: no bundled data folder at {root!r}; run it from the repository root "
-                         "or pass --data")
+        raise SystemExit(f"mlip quickstart: no bundled data folder at {root!r}; pass --data")
     print(f"mlip quickstart: reading every bundled dataset in {root}/, building graphs at {args.cutoff:g} Å")
     rows = []
     for name, rel, options in BUNDLED:
@@ -225,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quickstart", help="the bundled-data walk-through (see README)")
     p.add_argument("overrides", nargs="*", help="training config overrides, e.g. trainer.max_epochs=5")
-    p.add_argument("--data", default="data", help="the bundled data folder")
+    p.add_argument("--data", default=None, help="the bundled data folder (default: the samples shipped with mlip)")
     p.add_argument("--data-only", action="store_true", help="only read the datasets and print the table")
     p.add_argument("--cutoff", type=float, default=5.0, help="graph cutoff, Å")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -11,9 +11,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from mlip import resources
 from mlip.train.metrics import ErrorMetrics
 
-CONFIG_DIR = Path(os.environ.get("MLIP_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
+
 
 
 def _add_or_override(override: str) -> str:
@@ -29,10 +30,14 @@ def compose(overrides: list[str]):
     """The config for ``overrides`` (``key=value``, ``group=option``), as `mlip train` sees it."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
 
-    if not CONFIG_DIR.is_dir():
-        raise FileNotFoundError(f"no config folder at {CONFIG_DIR}; set MLIP_CONFIG_DIR")
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    config_dir = resources.config_dir()
+    if not config_dir.is_dir():
+        raise FileNotFoundError(f"no config folder at {config_dir}; set MLIP_CONFIG_DIR")
+    if not OmegaConf.has_resolver("mlip_data"):  # the bundled samples, wherever mlip is installed
+        OmegaConf.register_new_resolver("mlip_data", lambda: str(resources.data_dir()))
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return hydra_compose("config", overrides=[_add_or_override(o) for o in overrides])
 
 
