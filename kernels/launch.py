@@ -53,15 +53,13 @@ class LaunchSpec:
 
 
 class Recorder:
-    """The launches seen inside ``record()``: ``specs`` (distinct, in first-seen order) and ``calls``."""
+    """The distinct launches seen inside ``record()``, in first-seen order (``specs``)."""
 
     def __init__(self, dry: bool):
         self.dry = dry
         self.specs: Dict[LaunchSpec, None] = {}
-        self.calls = 0
 
     def add(self, spec: LaunchSpec) -> None:
-        self.calls += 1
         self.specs.setdefault(spec, None)
 
 
