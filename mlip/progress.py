@@ -39,14 +39,23 @@ class _Lines:
 
 def progress(iterable: Optional[Iterable] = None, file: Optional[IO] = None, **kwargs):
     """``tqdm(iterable, **kwargs)`` on a terminal; elsewhere a tqdm that prints a line at most every
-    LOG_INTERVAL seconds (and one at the end). ``disable=True`` silences it either way."""
+    LOG_INTERVAL seconds (and one at the end), whatever the caller updates (``set_postfix`` and
+    ``set_description`` wait for the clock too). ``disable=True`` silences it either way."""
     from tqdm.auto import tqdm
 
     stream = file if file is not None else sys.stderr
     if is_terminal(stream):
         return tqdm(iterable, file=stream, **kwargs)
+
+    class LogBar(tqdm):
+        def set_postfix(self, ordered_dict=None, refresh=False, **values):
+            super().set_postfix(ordered_dict, refresh=False, **values)
+
+        def set_description(self, desc=None, refresh=False):
+            super().set_description(desc, refresh=False)
+
     kwargs.setdefault("mininterval", LOG_INTERVAL)
     kwargs.setdefault("maxinterval", LOG_INTERVAL)
     kwargs.setdefault("miniters", 1)  # no dynamic miniters: the clock alone decides
     kwargs.setdefault("ascii", True)
-    return tqdm(iterable, file=_Lines(stream), dynamic_ncols=False, **kwargs)
+    return LogBar(iterable, file=_Lines(stream), dynamic_ncols=False, **kwargs)

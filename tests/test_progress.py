@@ -33,6 +33,19 @@ def test_a_log_gets_a_line_per_interval(monkeypatch):
     assert 3 <= len(lines) <= 40 * 7 // 30 + 2, lines
 
 
+def test_postfix_updates_wait_for_the_clock_too():
+    """MD and relaxation set a postfix (T, E) every few steps: in a log that is no reason to print."""
+    log = io.StringIO()
+    bar = progress(total=5000, file=log, desc="md", unit="step")
+    for step in range(5000):
+        bar.update()
+        if step % 50 == 0:
+            bar.set_postfix(T=f"{step} K")
+            bar.set_description(f"md {step}")
+    bar.close()
+    assert len(segments(log.getvalue())) <= 2, segments(log.getvalue())
+
+
 def test_disabled_says_nothing():
     log = io.StringIO()
     for _ in progress(range(10), file=log, disable=True):
