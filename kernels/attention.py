@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from mlip.kernels.dispatch import HAS_TRITON, use_triton
-from mlip.kernels.launch import dot_precision, launch, num_warps_for
+from mlip.kernels.launch import block_size, dot_precision, launch, num_warps_for
 from mlip.kernels.recompute import reference_vjp, wanted_gradients
 
 MAX_BLOCK_SLOTS = 32  # query and key slots of one tile
@@ -171,10 +171,7 @@ def _reference_with_lse(q, k, v, bias, scale: float):
 
 
 def _blocks(slots: int, dim: int, dv: int):
-    def block(n: int, cap: int) -> int:
-        return min(max(16, triton.next_power_of_2(n)), cap)  # tl.dot wants every dimension >= 16
-
-    return block(slots, MAX_BLOCK_SLOTS), block(dim, MAX_BLOCK_DIM), block(dv, MAX_BLOCK_DIM)
+    return block_size(slots, MAX_BLOCK_SLOTS), block_size(dim, MAX_BLOCK_DIM), block_size(dv, MAX_BLOCK_DIM)
 
 
 def _launch(q, k, v, bias, scale: float):

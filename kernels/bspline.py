@@ -19,7 +19,7 @@ from typing import Tuple
 import torch
 
 from mlip.kernels.dispatch import HAS_TRITON, use_triton
-from mlip.kernels.launch import launch, num_warps_for
+from mlip.kernels.launch import block_size, launch, num_warps_for
 
 if HAS_TRITON:
     import triton
@@ -128,7 +128,7 @@ def _launch(r: torch.Tensor, coefficients: torch.Tensor, cutoff: float, order: i
     if edges == 0 or paths == 0:
         return out
     h = cutoff / (num_basis - 3)
-    block_p = min(max(triton.next_power_of_2(paths), 16), 64)
+    block_p = block_size(paths, 64)
     block_e = 32
     grid = (triton.cdiv(edges, block_e), triton.cdiv(paths, block_p))
     params = torch.tensor([1.0 / h, (num_basis - 3) - 1e-9, h ** (-order), num_basis - 4], dtype=r.dtype,

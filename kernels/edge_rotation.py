@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from mlip.kernels.dispatch import HAS_TRITON, use_triton
-from mlip.kernels.launch import launch
+from mlip.kernels.launch import block_size, launch
 
 if HAS_TRITON:
     import triton
@@ -87,7 +87,7 @@ def _launch(d, x, row_start, row_end, transpose: bool):
         lo, hi = _column_ranges(row_start, d.shape[2])
     else:
         lo, hi = row_start.to(torch.int32).contiguous(), row_end.to(torch.int32).contiguous()
-    block_c = min(max(triton.next_power_of_2(channels), 16), 64)
+    block_c = block_size(channels, 64)
     block_e = 16
     grid = (triton.cdiv(edges, block_e), triton.cdiv(channels, block_c))
     reference = rotate_out_of_reference if transpose else rotate_into_reference

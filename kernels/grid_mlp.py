@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from mlip.kernels.dispatch import HAS_TRITON, use_triton
-from mlip.kernels.launch import dot_precision, launch, num_warps_for
+from mlip.kernels.launch import block_size, dot_precision, launch, num_warps_for
 from mlip.kernels.recompute import reference_vjp, wanted_gradients
 
 BLOCK_P = 16
@@ -129,10 +129,6 @@ def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, 
     return torch.einsum("sp,npc->nsc", from_grid, torch.nn.functional.linear(hidden, out_w))
 
 
-def _dot_block(n: int, cap: int) -> int:
-    return min(max(16, triton.next_power_of_2(n)), cap)  # tl.dot wants every dimension >= 16
-
-
 def _cast(x, *weights):
     return [t.to(x.dtype).contiguous() for t in weights]
 
@@ -145,10 +141,10 @@ def _launch(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
         return out
     x = x.contiguous()
     args = _cast(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
-    block_s, block_co = _dot_block(s, 1024), _dot_block(co, MAX_BLOCK_OUT)
+    block_s, block_co = block_size(s, 1024), block_size(co, MAX_BLOCK_OUT)
     launch("grid_mlp", _grid_mlp_kernel, (n, triton.cdiv(co, block_co)), (x, *args, out, s, p, c, h, co),
-           dict(BLOCK_S=block_s, BLOCK_P=BLOCK_P, BLOCK_C=_dot_block(c, BLOCK_C),
-                BLOCK_H=_dot_block(h, BLOCK_H), BLOCK_CO=block_co, PRECISION=dot_precision(x.dtype)),
+           dict(BLOCK_S=block_s, BLOCK_P=BLOCK_P, BLOCK_C=block_size(c, BLOCK_C),
+                BLOCK_H=block_size(h, BLOCK_H), BLOCK_CO=block_co, PRECISION=dot_precision(x.dtype)),
            lambda: out.copy_(grid_mlp_reference(x, *args)), num_warps=num_warps_for(block_s * block_co))
     return out
 
@@ -162,15 +158,15 @@ def _launch_backward(grad, x, to_grid, from_grid, left_w, left_b, right_w, right
         return dx
     x, grad = x.contiguous(), grad.to(x.dtype).contiguous()
     args = _cast(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
-    block_s, block_cx = _dot_block(s, 1024), _dot_block(c, MAX_BLOCK_OUT)
+    block_s, block_cx = block_size(s, 1024), block_size(c, MAX_BLOCK_OUT)
 
     def fallback():
         dx.copy_(reference_vjp(grid_mlp_reference, (x, *args), (True,) + (False,) * 7, grad)[0])
 
     launch("grid_mlp_backward", _grid_mlp_backward_kernel, (n, triton.cdiv(c, block_cx)),
            (grad, x, *args, dx, s, p, c, h, co),
-           dict(BLOCK_S=block_s, BLOCK_P=BLOCK_P, BLOCK_C=_dot_block(c, BLOCK_C),
-                BLOCK_H=_dot_block(h, BLOCK_H), BLOCK_CO=_dot_block(co, BLOCK_C), BLOCK_CX=block_cx,
+           dict(BLOCK_S=block_s, BLOCK_P=BLOCK_P, BLOCK_C=block_size(c, BLOCK_C),
+                BLOCK_H=block_size(h, BLOCK_H), BLOCK_CO=block_size(co, BLOCK_C), BLOCK_CX=block_cx,
                 PRECISION=dot_precision(x.dtype)),
            fallback, num_warps=num_warps_for(block_s * block_cx))
     return dx

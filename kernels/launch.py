@@ -98,6 +98,14 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "tf32" if dtype == torch.float32 and tf32_allowed() else "ieee"
 
 
+def block_size(n: int, cap: int) -> int:
+    """A tile dimension for ``n`` entries: a power of two, at least 16 (tl.dot's smallest), at most ``cap``."""
+    size = 16
+    while size < n and size < cap:
+        size *= 2
+    return min(size, cap)
+
+
 def num_warps_for(tile_elements: int) -> int:
     """Warps for a program whose largest register tile has ``tile_elements`` entries: 8 from 2048
     up (at 4, such tiles spill registers on sm_80/sm_90, as ``ptxas -v`` shows), else 4."""

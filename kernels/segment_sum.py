@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from mlip.kernels.dispatch import HAS_TRITON, use_triton
-from mlip.kernels.launch import launch
+from mlip.kernels.launch import block_size, launch
 
 if HAS_TRITON:
     import triton
@@ -47,7 +47,7 @@ def _launch(src: torch.Tensor, index: torch.Tensor, offsets: torch.Tensor, dim_s
         features *= s
     if dim_size == 0 or features == 0:
         return out.zero_()
-    block = min(max(triton.next_power_of_2(features), 16), 256)
+    block = block_size(features, 256)
     grid = (dim_size, triton.cdiv(features, block))
     launch("segment_sum", _segment_sum_kernel, grid, (src.contiguous(), offsets, out, features),
            dict(BLOCK=block, FP64=src.dtype == torch.float64),
