@@ -5,9 +5,18 @@ per-element reference energies and the scale/shift of the per-atom output, build
 batch has none, applies the symmetric strain that gives the stress, and takes forces and stress
 by autograd:
 
-    E = sum_i [scale * e_i + shift + E_ref(Z_i)]    eV
+    E = sum_i [scale * (e_i - e_lone(Z_i)) + shift + E_ref(Z_i)]    eV
     F = -dE/dpos                                    eV/Å
     σ = (1/V) dE/dε  (ε: symmetric strain at 0)     eV/Å^3, ASE sign (positive = tensile)
+
+e_lone(Z) is the architecture's own output for an atom of element Z without neighbours, so that an
+isolated atom has exactly the energy E_ref(Z) + shift (shift is 0 unless a config sets it), whatever
+the weights: a lone atom's energy is its reference (the DFT energy of the free atom, or the
+regression's), not a readout's accident. In training e_lone is evaluated with the weights at every
+step (one lone atom per element of the batch rides along in the same pass, as extra graphs without
+edges); in eval mode it is a table refreshed by ``eval()`` and by ``load_state_dict``, so inference
+and exported models only look it up.
+It depends on the weights alone, never on positions: forces and stress do not see it.
 
 Structures without a volume (molecules, or a slab whose cell has a zero vector) get zero stress.
 """
@@ -36,6 +45,11 @@ def structure_fields(data) -> Tuple[torch.Tensor, int, torch.Tensor, torch.Tenso
     return batch, num_graphs, charge, spin
 
 
+def _refresh_after_load(module, incompatible_keys) -> None:
+    if not module.training:
+        module.refresh_lone_energies()
+
+
 class Potential(nn.Module):
     """Base of every architecture. ``forward(batch) -> {"energy" (B,), "forces" (N,3), "stress" (B,3,3)}``.
 
@@ -60,6 +74,9 @@ class Potential(nn.Module):
         self.register_buffer("reference_energies", torch.zeros(NUM_ELEMENTS))
         self.register_buffer("scale", torch.tensor(1.0))
         self.register_buffer("shift", torch.tensor(0.0))
+        # e_lone per element (eval mode's table; not in the model file, rebuilt from the weights)
+        self.register_buffer("lone_energies", torch.zeros(NUM_ELEMENTS), persistent=False)
+        self.register_load_state_dict_post_hook(_refresh_after_load)
         self.hyperparameters: dict = {}
         self.direct_forces = False  # True: forces from atom_energies_and_forces (not conservative)
 
@@ -113,6 +130,36 @@ class Potential(nn.Module):
         self.scale.fill_(float(scale))
         self.shift.fill_(float(shift))
 
+    def lone_atom_energies(self, species: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(119,) e_lone: the architecture's per-atom output for one atom of each element in ``species``
+        (default: every known element) with no neighbours (neutral, spin multiplicity 1), before
+        scale; 0 for the other elements."""
+        if species is None:
+            species = self.known_species.nonzero().flatten()
+        count = species.shape[0]
+        dtype = self.reference_energies.dtype
+        device = species.device
+        e = self.atom_energies(species, torch.zeros(2, 0, dtype=torch.long, device=device),
+                               torch.zeros(0, 3, dtype=dtype, device=device),
+                               torch.arange(count, device=device), count,
+                               torch.zeros(count, dtype=torch.long, device=device),
+                               torch.ones(count, dtype=torch.long, device=device))
+        return torch.zeros_like(self.lone_energies, dtype=e.dtype).scatter(0, species, e)
+
+    @torch.jit.unused
+    def refresh_lone_energies(self) -> None:
+        """Recompute eval mode's e_lone table from the current weights (``eval()`` and
+        ``load_state_dict`` call it; call it after changing weights by hand in eval mode)."""
+        with torch.no_grad():
+            self.lone_energies.copy_(self.lone_atom_energies())
+
+    @torch.jit.unused
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not mode:
+            self.refresh_lone_energies()
+        return self
+
     def check_species(self, atomic_numbers: torch.Tensor) -> None:
         unknown = ~self.known_species[atomic_numbers]
         if bool(unknown.any()):
@@ -160,12 +207,30 @@ class Potential(nn.Module):
             pos_used = pos + torch.einsum("ni,nij->nj", pos, sym[batch])
             cell_used = cell + torch.bmm(cell, sym)
         vec = edge_vectors(pos_used, cell_used, edge_index, cell_shifts, batch)
+        n = z.shape[0]
+        nodes, node_batch, graphs, node_charge, node_spin = z, batch, num_graphs, charge, spin
+        lone_species = z[:0]
+        if self.training:  # e_lone with the current weights: one lone atom per element, as extra graphs
+            lone_species = torch.unique(z)
+            count = lone_species.shape[0]
+            nodes = torch.cat([z, lone_species])
+            node_batch = torch.cat([batch, num_graphs + torch.arange(count, device=z.device)])
+            graphs = num_graphs + count
+            node_charge = torch.cat([charge, charge.new_zeros(count)])
+            node_spin = torch.cat([spin, spin.new_ones(count)])
         direct = torch.zeros(0, 3, dtype=dtype, device=pos.device)
         if self.direct_forces:
-            e_atom, direct = self.atom_energies_and_forces(z, edge_index, vec, batch, num_graphs, charge, spin)
+            e_all, direct = self.atom_energies_and_forces(nodes, edge_index, vec, node_batch, graphs, node_charge,
+                                                          node_spin)
+            direct = direct[:n]
         else:
-            e_atom = self.atom_energies(z, edge_index, vec, batch, num_graphs, charge, spin)
-        e_atom = e_atom * self.scale + self.shift + self.reference_energies[z]
+            e_all = self.atom_energies(nodes, edge_index, vec, node_batch, graphs, node_charge, node_spin)
+        e_atom = e_all[:n]
+        if self.training:
+            lone = torch.zeros_like(self.lone_energies, dtype=e_all.dtype).scatter(0, lone_species, e_all[n:])
+        else:
+            lone = self.lone_energies
+        e_atom = (e_atom - lone[z]) * self.scale + self.shift + self.reference_energies[z]
         energy = scatter_sum(e_atom, batch, num_graphs)
         out: Dict[str, torch.Tensor] = {"energy": energy}
         inputs: List[torch.Tensor] = []

@@ -12,7 +12,8 @@ anywhere (a user's plugin) runs it as mlip's own do:
 Checks: rotation equivariance (1e-8 for ``model.exactly_equivariant`` models, measured otherwise),
 translation and permutation invariance, wrapped against unwrapped positions in periodic cells,
 forces = minus the finite-difference gradient, stress = the strain derivative, extensivity,
-smoothness as a neighbour crosses the cutoff, isolated atoms and far-apart molecules adding up,
+smoothness as a neighbour crosses the cutoff, isolated atoms giving their reference energies,
+far-apart molecules adding up,
 batch = one by one, float32 against float64, the ASE calculator giving what the model gives, and
 force training reaching every weight.
 """
@@ -156,16 +157,33 @@ class PotentialTests:
         # the energy must actually depend on the third atom inside the cutoff
         assert abs(energy(model, dimer_plus(rc - 0.5)) - energy(model, dimer_plus(rc + 0.5))) > 1e-6
 
-    def test_isolated_atoms_add_up(self, model):
-        """An atom without neighbours is a valid input (no edges at all); atoms farther apart than the
-        cutoff have the energies they have alone, in sum, and no forces."""
+    def test_isolated_atoms_give_their_reference_energies(self, model):
+        """An atom without neighbours is a valid input (no edges at all) and has exactly its element's
+        reference energy plus the per-atom shift, in eval mode and in training mode; atoms farther
+        apart than the cutoff add up to the sum of those, with no forces."""
         far = model.cutoff + 5.0
-        alone = {z: energy(model, AtomicData.build(pos=[[0.0, 0.0, 0.0]], atomic_numbers=[z])) for z in (1, 6, 8)}
+        species = [z for z in (1, 6, 8) if bool(model.known_species[z])]
+        reference = {z: float(model.reference_energies[z] + model.shift) for z in species}
+        assert len(set(reference.values())) > 1, "set distinct reference energies to make this check mean something"
+        for training in (False, True):
+            model.train(training)
+            try:
+                for z in species:
+                    lone = model(AtomicData.build(pos=[[0.0, 0.0, 0.0]], atomic_numbers=[z]))
+                    assert float(lone["energy"].detach()) == pytest.approx(reference[z], rel=1e-12, abs=1e-9), z
+                    assert float(lone["forces"].detach().abs().max()) == 0.0
+            finally:
+                model.eval()
+        numbers = [species[i % len(species)] for i in range(4)]
         spread = AtomicData.build(pos=[[0.0, 0.0, 0.0], [far, 0.0, 0.0], [0.0, far, 0.0], [far, far, 0.3]],
-                                  atomic_numbers=[1, 6, 8, 6])
+                                  atomic_numbers=numbers)
         out = model(spread)
-        assert float(out["energy"].detach()) == pytest.approx(alone[1] + 2 * alone[6] + alone[8], rel=1e-12)
+        assert float(out["energy"].detach()) == pytest.approx(sum(reference[z] for z in numbers), rel=1e-12)
         assert float(out["forces"].abs().max()) == 0.0
+        # a lone atom's reference is the model's, not a readout's accident: changing the weights
+        # changes a molecule's energy but not a lone atom's
+        assert energy(model, data("ethanol")) != pytest.approx(sum(float(model.reference_energies[z] + model.shift)
+                                                                  for z in data("ethanol").atomic_numbers.tolist()))
 
     def test_molecules_far_apart_give_the_sum_of_their_energies(self, model):
         a, b = ethanol(), water()
