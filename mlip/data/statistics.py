@@ -1,5 +1,9 @@
 """Dataset statistics: per-element reference energies by linear regression, average neighbour
-count at a cutoff, force RMS, element set and sizes. Streaming: memory does not grow with the data."""
+count at a cutoff, force RMS, element set and sizes. Streaming: memory does not grow with the data.
+
+With a ``prior`` (a fixed physical term the model adds to what it learns, such as the ZBL
+repulsion: ``Potential.prior``), the energies and forces are taken net of it, so the reference
+energies and the force scale describe what is left to learn."""
 
 from __future__ import annotations
 
@@ -19,8 +23,9 @@ class StatisticsAccumulator:
     the minimum-norm solution is taken.
     """
 
-    def __init__(self, cutoff: float | None = 5.0):
+    def __init__(self, cutoff: float | None = 5.0, prior=None):
         self.cutoff = cutoff
+        self.prior = prior  # AtomicData -> (energy eV, forces (N,3) eV/Å) or None
         self.xtx = np.zeros((N_ELEMENTS, N_ELEMENTS))
         self.xty = np.zeros(N_ELEMENTS)
         self.yty = 0.0
@@ -51,15 +56,18 @@ class StatisticsAccumulator:
         self.n_periodic += int(pbc.any())
         self.charges.add(int(data.charge))
         self.spins.add(int(data.spin))
+        prior_energy, prior_forces = 0.0, 0.0
+        if self.prior is not None and ("energy" in data or "forces" in data):
+            prior_energy, prior_forces = self.prior(data)
         if "energy" in data:
-            e = float(data.energy.reshape(-1)[0])
+            e = float(data.energy.reshape(-1)[0]) - prior_energy
             self.n_with["energy"] += 1
             self.xtx += np.outer(counts, counts)
             self.xty += counts * e
             self.yty += e * e
             self.energy_per_atom_sum += e / n
         if "forces" in data:
-            f = data.forces.double().cpu().numpy()
+            f = data.forces.double().cpu().numpy() - prior_forces
             self.n_with["forces"] += 1
             self.force_sq += float((f * f).sum())
             self.force_components += f.size
@@ -111,11 +119,13 @@ class StatisticsAccumulator:
         return out
 
 
-def compute_statistics(dataset, cutoff: float | None = 5.0, indices=None, progress: bool = False) -> dict:
-    """Statistics of ``dataset`` (or of the frames ``indices`` of it, e.g. the training split)."""
+def compute_statistics(dataset, cutoff: float | None = 5.0, indices=None, progress: bool = False,
+                       prior=None) -> dict:
+    """Statistics of ``dataset`` (or of the frames ``indices`` of it, e.g. the training split), net
+    of ``prior`` (see the module docstring) when one is given."""
     from mlip.progress import progress as tqdm
 
-    acc = StatisticsAccumulator(cutoff)
+    acc = StatisticsAccumulator(cutoff, prior)
     order = range(len(dataset)) if indices is None else indices
     for i in tqdm(order, disable=not progress, desc="statistics", unit="frame"):
         acc.add(dataset[int(i)])

@@ -10,6 +10,8 @@ packages (``[project.entry-points."mlip.models"] mymodel = "mypackage.mymodel"``
 
 from __future__ import annotations
 
+import inspect
+
 from mlip.models.base import Potential
 
 _REGISTRY: dict = {}
@@ -52,19 +54,28 @@ def registered() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build(name: str, preset: str | None = None, **hyperparameters) -> Potential:
-    """An architecture by name, from a preset (``cls.presets``) updated with ``hyperparameters``."""
+def architecture(name: str) -> type:
+    """The registered Potential subclass called ``name``."""
     _load_architectures()
     if name not in _REGISTRY:
         raise ValueError(f"unknown potential {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    cls = _REGISTRY[name]
+    return _REGISTRY[name]
+
+
+def build(name: str, preset: str | None = None, **hyperparameters) -> Potential:
+    """An architecture by name, from a preset (``cls.presets``) updated with ``hyperparameters``.
+    The model's ``hyperparameters`` record the repulsion prior explicitly, so that a model file
+    rebuilds the same model whatever the default becomes."""
+    cls = architecture(name)
     presets = getattr(cls, "presets", {})
     if preset is not None and preset not in presets:
         raise ValueError(f"{name} has no preset {preset!r}; presets: {', '.join(presets)}")
     kwargs = {**presets.get(preset, {}), **hyperparameters}
     model = cls(**kwargs)
     model.hyperparameters = dict(kwargs)
+    if "repulsion" not in kwargs and "repulsion" in inspect.signature(cls).parameters:
+        model.hyperparameters["repulsion"] = "zbl" if model.repulsion is not None else None
     return model
 
 
-__all__ = ["Potential", "build", "register", "registered"]
+__all__ = ["Potential", "architecture", "build", "register", "registered"]

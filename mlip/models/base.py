@@ -5,7 +5,7 @@ per-element reference energies and the scale/shift of the per-atom output, build
 batch has none, applies the symmetric strain that gives the stress, and takes forces and stress
 by autograd:
 
-    E = sum_i [scale * (e_i - e_lone(Z_i)) + shift + E_ref(Z_i)]    eV
+    E = sum_i [scale * (e_i - e_lone(Z_i)) + shift + E_ref(Z_i) + E_rep,i]    eV
     F = -dE/dpos                                    eV/Å
     σ = (1/V) dE/dε  (ε: symmetric strain at 0)     eV/Å^3, ASE sign (positive = tensile)
 
@@ -17,6 +17,8 @@ step (one lone atom per element of the batch rides along in the same pass, as ex
 edges); in eval mode it is a table refreshed by ``eval()`` and by ``load_state_dict``, so inference
 and exported models only look it up.
 It depends on the weights alone, never on positions: forces and stress do not see it.
+E_rep,i is the short-range ZBL repulsion prior (mlip.nn.repulsion; ``repulsion=None``: 0), in eV,
+outside the scale: a physical energy the learned part adds to.
 
 Structures without a volume (molecules, or a slab whose cell has a zero vector) get zero stress.
 """
@@ -25,10 +27,12 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from mlip.graph.edges import edge_vectors
+from mlip.nn.repulsion import ZBLRepulsion
 from mlip.nn.scatter import scatter_sum
 
 NUM_ELEMENTS = 119
@@ -57,13 +61,20 @@ class Potential(nn.Module):
         cutoff: graph cutoff, Å.
         max_neighbors: keep at most this many nearest neighbours per atom (None: all in the cutoff).
         species: atomic numbers the model is meant for; others raise a clear error (None: any).
+        repulsion: "zbl" adds the switched ZBL nuclear repulsion (mlip.nn.repulsion) to the learned
+            energy, so that atoms pushed together are pushed apart whatever the training data held;
+            None leaves it out (model files written before it existed load with None).
     """
 
     name = "potential"
 
-    def __init__(self, cutoff: float, max_neighbors: Optional[int] = None, species=None):
+    def __init__(self, cutoff: float, max_neighbors: Optional[int] = None, species=None,
+                 repulsion: Optional[str] = "zbl"):
         super().__init__()
         self.cutoff = float(cutoff)
+        if repulsion not in ("zbl", None):
+            raise ValueError(f"repulsion must be 'zbl' or None, got {repulsion!r}")
+        self.repulsion: Optional[ZBLRepulsion] = ZBLRepulsion(self.cutoff) if repulsion == "zbl" else None
         self.max_neighbors = max_neighbors
         known = torch.zeros(NUM_ELEMENTS, dtype=torch.bool)
         if species is None:
@@ -76,6 +87,8 @@ class Potential(nn.Module):
         self.register_buffer("shift", torch.tensor(0.0))
         # e_lone per element (eval mode's table; not in the model file, rebuilt from the weights)
         self.register_buffer("lone_energies", torch.zeros(NUM_ELEMENTS), persistent=False)
+        # False only for model files written before lone atoms were referenced (they load unchanged)
+        self.register_buffer("lone_reference", torch.tensor(True))
         self.register_load_state_dict_post_hook(_refresh_after_load)
         self.hyperparameters: dict = {}
         self.direct_forces = False  # True: forces from atom_energies_and_forces (not conservative)
@@ -144,7 +157,8 @@ class Potential(nn.Module):
                                torch.arange(count, device=device), count,
                                torch.zeros(count, dtype=torch.long, device=device),
                                torch.ones(count, dtype=torch.long, device=device))
-        return torch.zeros_like(self.lone_energies, dtype=e.dtype).scatter(0, species, e)
+        table = torch.zeros_like(self.lone_energies, dtype=e.dtype).scatter(0, species, e)
+        return torch.where(self.lone_reference, table, torch.zeros_like(table))
 
     @torch.jit.unused
     def refresh_lone_energies(self) -> None:
@@ -159,6 +173,25 @@ class Potential(nn.Module):
         if not mode:
             self.refresh_lone_energies()
         return self
+
+    @torch.jit.unused
+    def prior(self, data) -> Tuple[float, np.ndarray]:
+        """(energy eV, forces (N,3) eV/Å) of one structure under the model's fixed physical prior
+        alone (the ZBL repulsion; zeros without one): what training statistics take out."""
+        from mlip.graph.build import build_graph
+
+        n = int(data.atomic_numbers.shape[0])
+        if self.repulsion is None:
+            return 0.0, np.zeros((n, 3))
+        d = build_graph(data.clone(), self.cutoff, self.max_neighbors)
+        device = self.reference_energies.device
+        pos = d.pos.to(device, torch.float64).detach().requires_grad_(True)
+        cell = d.cell.reshape(1, 3, 3).to(device, torch.float64)
+        z, edge_index = d.atomic_numbers.to(device), d.edge_index.to(device)
+        vec = edge_vectors(pos, cell, edge_index, d.cell_shifts.to(device), torch.zeros_like(z))
+        energy = self.repulsion(z, edge_index, vec).sum()
+        (grad,) = torch.autograd.grad(energy, pos)
+        return float(energy.detach()), (-grad).detach().cpu().numpy()
 
     def check_species(self, atomic_numbers: torch.Tensor) -> None:
         unknown = ~self.known_species[atomic_numbers]
@@ -228,9 +261,12 @@ class Potential(nn.Module):
         e_atom = e_all[:n]
         if self.training:
             lone = torch.zeros_like(self.lone_energies, dtype=e_all.dtype).scatter(0, lone_species, e_all[n:])
+            lone = torch.where(self.lone_reference, lone, torch.zeros_like(lone))
         else:
             lone = self.lone_energies
         e_atom = (e_atom - lone[z]) * self.scale + self.shift + self.reference_energies[z]
+        if self.repulsion is not None:
+            e_atom = e_atom + self.repulsion(z, edge_index, vec)
         energy = scatter_sum(e_atom, batch, num_graphs)
         out: Dict[str, torch.Tensor] = {"energy": energy}
         inputs: List[torch.Tensor] = []

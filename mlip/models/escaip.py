@@ -122,7 +122,7 @@ class EScAIP(Potential):
         ffn_multiplier: feed-forward width / hidden. atom_padding: pad the number of atoms to a
             multiple of this (0: no padding), so that a compiled model sees few distinct shapes.
         avg_num_neighbors: normalises the BOO sums (set from statistics in training).
-        direct_forces: the non-conservative force head (a warning says so). charge_spin, species: as
+        direct_forces: the non-conservative force head (a warning says so). charge_spin, species, repulsion: as
             Potential.
     """
 
@@ -143,9 +143,9 @@ class EScAIP(Potential):
     def __init__(self, cutoff: float = 6.0, hidden: int = 128, num_layers: int = 4, heads: int = 8,
                  num_basis: int = 32, atom_dim: int = 32, boo_dim: int = 32, boo_lmax: int = 3, angular_lmax: int = 2,
                  ffn_multiplier: int = 2, atom_padding: int = 0, avg_num_neighbors: float = 20.0,
-                 direct_forces: bool = False, charge_spin: bool = False, species=None,
+                 direct_forces: bool = False, charge_spin: bool = False, species=None, repulsion: Optional[str] = "zbl",
                  max_neighbors: Optional[int] = None):
-        super().__init__(cutoff, max_neighbors, species)
+        super().__init__(cutoff, max_neighbors, species, repulsion)
         self.hidden, self.boo_lmax, self.angular_lmax = hidden, boo_lmax, angular_lmax
         self.atom_padding = int(atom_padding)
         self.slots_cap = int(max_neighbors or 0)  # K - 1 of the neighbour table (0: from the batch)

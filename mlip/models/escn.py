@@ -98,7 +98,7 @@ class ESCN(Potential):
         (default = channels). edge_hidden: width of the invariant edge embedding. num_basis:
         Bessel functions. avg_num_neighbors: message normaliser (set from statistics in training).
         direct_forces: predict forces from the l = 1 channels instead of the energy gradient (faster,
-        not energy-conserving; a warning says so). charge_spin, species, max_neighbors: as Potential.
+        not energy-conserving; a warning says so). charge_spin, species, repulsion, max_neighbors: as Potential.
     """
 
     kernels = frozenset({"segment_sum", "edge_rotation", "grid_mlp"})
@@ -117,8 +117,8 @@ class ESCN(Potential):
     def __init__(self, cutoff: float = 6.0, lmax: int = 4, mmax: int = 2, channels: int = 64, num_layers: int = 4,
                  hidden: Optional[int] = None, edge_hidden: int = 64, num_basis: int = 16,
                  avg_num_neighbors: float = 20.0, direct_forces: bool = False, charge_spin: bool = False,
-                 species=None, max_neighbors: Optional[int] = None):
-        super().__init__(cutoff, max_neighbors, species)
+                 species=None, repulsion: Optional[str] = "zbl", max_neighbors: Optional[int] = None):
+        super().__init__(cutoff, max_neighbors, species, repulsion)
         if not 0 <= mmax <= lmax:
             raise ValueError(f"mmax must lie in [0, lmax]; got mmax={mmax}, lmax={lmax}")
         hidden = hidden or channels

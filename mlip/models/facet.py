@@ -73,7 +73,7 @@ class Facet(Potential):
         radial_heads: groups of channels with their own radial splines (1 .. channels; more is
         more expressive and slower).
         charge_spin: add embeddings of total charge and spin multiplicity (OMol25).
-        species, max_neighbors: see Potential.
+        species, repulsion, max_neighbors: see Potential.
     """
 
     kernels = frozenset({"segment_sum", "bspline", "grid_mlp"})
@@ -91,8 +91,9 @@ class Facet(Potential):
 
     def __init__(self, cutoff: float = 5.0, lmax: int = 2, channels: int = 64, num_layers: int = 3,
                  hidden: Optional[int] = None, num_basis: int = 10, avg_num_neighbors: float = 20.0,
-                 radial_heads: int = 1, charge_spin: bool = False, species=None, max_neighbors: Optional[int] = None):
-        super().__init__(cutoff, max_neighbors, species)
+                 radial_heads: int = 1, charge_spin: bool = False, species=None, repulsion: Optional[str] = "zbl",
+                 max_neighbors: Optional[int] = None):
+        super().__init__(cutoff, max_neighbors, species, repulsion)
         hidden = hidden or 2 * channels
         self.lmax = lmax
         self.channels = channels

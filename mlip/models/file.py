@@ -9,7 +9,7 @@ import os
 import torch
 
 FORMAT = "mlip-potential"
-VERSION = 1
+VERSION = 2  # 2: lone atoms give the reference energies; the ZBL repulsion prior unless repulsion=None
 
 
 def payload(model) -> dict:
@@ -29,9 +29,23 @@ def from_payload(content: dict, device: str = "cpu"):
     """The Potential a payload describes, in eval mode on ``device``."""
     from mlip.models import build
 
-    model = build(content["name"], **content["hyperparameters"]).to(getattr(torch, content.get("dtype", "float32")))
-    model.load_state_dict(content["state_dict"])
+    hyperparameters, state = dict(content["hyperparameters"]), dict(content["state_dict"])
+    if int(content.get("version", 1)) < 2:  # written before both: the same energies as then
+        if accepts(content["name"], "repulsion"):
+            hyperparameters.setdefault("repulsion", None)
+        state.setdefault("lone_reference", torch.tensor(False))
+    model = build(content["name"], **hyperparameters).to(getattr(torch, content.get("dtype", "float32")))
+    model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def accepts(name: str, argument: str) -> bool:
+    """Does architecture ``name``'s constructor take ``argument``?"""
+    import inspect
+
+    from mlip.models import architecture
+
+    return argument in inspect.signature(architecture(name)).parameters
 
 
 def read(path, device: str = "cpu"):

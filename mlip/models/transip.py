@@ -74,7 +74,7 @@ class TransIP(Potential):
         alignment_weight: weight of the learned-equivariance loss (0: none, the augmentation baseline).
         alignment_temperature: InfoNCE temperature. direct_forces: a per-atom force head (not
             conservative; warns). charge_spin: embed total charge and spin (OMol25). species,
-            max_neighbors: as Potential.
+            repulsion, max_neighbors: as Potential.
     """
 
     kernels = frozenset({"segment_sum", "neighbor_attention"})
@@ -92,8 +92,8 @@ class TransIP(Potential):
     def __init__(self, cutoff: float = 12.0, hidden: int = 128, num_layers: int = 4, heads: int = 8,
                  num_basis: int = 16, ffn_multiplier: int = 2, alignment_weight: float = 0.1,
                  alignment_temperature: float = 0.1, direct_forces: bool = False, charge_spin: bool = False,
-                 species=None, max_neighbors: Optional[int] = None):
-        super().__init__(cutoff, max_neighbors, species)
+                 species=None, repulsion: Optional[str] = "zbl", max_neighbors: Optional[int] = None):
+        super().__init__(cutoff, max_neighbors, species, repulsion)
         self.hidden = hidden
         self.slots_cap = int(max_neighbors or 0)
         self.alignment_weight = float(alignment_weight)

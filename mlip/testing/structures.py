@@ -64,11 +64,13 @@ def data(name, dtype=None) -> AtomicData:
     return d
 
 
-def randomized(model, dtype=torch.float64, seed: Optional[int] = None):
+def randomized(model, dtype=torch.float64, seed: Optional[int] = None, force_rms: float = 1.0):
     """``model`` in ``dtype``, eval mode, with random values in every weight that starts at zero (a
     readout that starts at the reference energies would make every check trivial), and statistics
-    set (REFERENCE_ENERGIES, scale 1.7, shift -0.2). ``seed``: reseed torch first (None: go on from
-    the current state)."""
+    set: REFERENCE_ENERGIES, shift -0.2, and the scale that gives the learned forces on ethanol an
+    RMS of ``force_rms`` eV/Å (as training's force-RMS scale does: random energies of a physical
+    size, whatever the architecture's raw output). ``seed``: reseed torch first (None: go on from the
+    current state)."""
     if seed is not None:
         torch.manual_seed(seed)
     model = model.to(dtype)
@@ -76,5 +78,13 @@ def randomized(model, dtype=torch.float64, seed: Optional[int] = None):
         for p in model.parameters():
             if not bool(p.any()):
                 p.normal_(std=0.3)
-    model.set_statistics(REFERENCE_ENERGIES, scale=1.7, shift=-0.2)
-    return model.eval()
+    model.set_statistics(REFERENCE_ENERGIES, scale=1.0, shift=-0.2)
+    model.eval()
+    prior, model.repulsion = model.repulsion, None
+    try:
+        raw = float(model(data("ethanol"), compute_stress=False)["forces"].detach().pow(2).mean().sqrt())
+    finally:
+        model.repulsion = prior
+    if raw > 0:
+        model.scale.fill_(force_rms / raw)
+    return model

@@ -131,12 +131,14 @@ class AtomicDataModule(L.LightningDataModule):
             raise DataError("the training split is empty", self.paths["train"])
         return self.splits
 
-    def compute_statistics(self, cutoff: float) -> dict:
-        """Statistics of the training split only (reference energies, neighbours, force RMS, ...)."""
+    def compute_statistics(self, cutoff: float, prior=None) -> dict:
+        """Statistics of the training split only (reference energies, neighbours, force RMS, ...),
+        net of the model's fixed ``prior`` (``Potential.prior``) when it has one."""
         train = self.build_splits()["train"]
         n = len(train)
         frames = np.linspace(0, n - 1, min(n, self.max_statistics_frames)).round().astype(int)
-        self.statistics = compute_statistics(train, cutoff=cutoff, indices=np.unique(frames), progress=n > 2000)
+        self.statistics = compute_statistics(train, cutoff=cutoff, indices=np.unique(frames), progress=n > 2000,
+                                             prior=prior)
         return self.statistics
 
     def check(self, required) -> None:

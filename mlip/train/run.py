@@ -78,7 +78,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def apply_statistics(model, stats: dict, cfg) -> dict:
     """Reference energies (linear regression), scale (force RMS or a number), shift (a number,
     eV/atom; 0 by default since the reference energies take the mean) and the average neighbour
-    count, all from the training split."""
+    count, all from the training split (energies and forces net of the model's repulsion prior)."""
     refs = stats["reference_energies"] if cfg.get("reference_energies", True) else {}
     scale = cfg.get("scale", "force_rms")
     scale = float(stats["force_rms"] or 1.0) if scale == "force_rms" else float(scale)
@@ -193,7 +193,7 @@ def train(cfg) -> dict:
     datamodule.cutoff, datamodule.max_neighbors = model.cutoff, model.max_neighbors
     loss = instantiate(cfg.loss)
     datamodule.check(loss.required_targets())
-    stats = datamodule.compute_statistics(model.cutoff)
+    stats = datamodule.compute_statistics(model.cutoff, prior=model.prior if model.repulsion is not None else None)
     applied = apply_statistics(model, stats, cfg.statistics)
     _write_atomic(run_dir / "statistics.json", json.dumps({"training_split": stats, "applied": applied},
                                                           indent=1, default=str))

@@ -34,7 +34,7 @@ def fit(model, frames, steps: int = 200, lr: float = 5e-3, stress_weight: float 
 
     torch.manual_seed(seed)
     batch = collate(frames, cutoff=model.cutoff)
-    stats = compute_statistics(frames, cutoff=model.cutoff)
+    stats = compute_statistics(frames, cutoff=model.cutoff, prior=model.prior)
     model.set_statistics(stats["reference_energies"], scale=float(stats["force_rms"]),
                          avg_num_neighbors=stats["avg_num_neighbors"])
     loss_fn = PotentialLoss(energy_weight=1.0, forces_weight=10.0, stress_weight=stress_weight)
