@@ -34,11 +34,16 @@ def voigt(stress: np.ndarray) -> np.ndarray:
     return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
 
+# what a model with an uncertainty adds (mlip.uncertainty): per structure, per atom, per structure
+UNCERTAINTIES = ("energy_std", "forces_std", "stress_std")
+
+
 class BatchEvaluator:
     """Energies, forces and stresses of many structures in as few model calls as possible.
 
     ``max_atoms`` bounds the atoms in one call (memory); ``__call__(list of Atoms)`` returns
-    a list of dicts (energy eV, forces (N,3) eV/Å, stress Voigt eV/Å^3).
+    a list of dicts (energy eV, forces (N,3) eV/Å, stress Voigt eV/Å^3, and for a model with an
+    uncertainty energy_std eV, forces_std (N,) eV/Å per atom, stress_std Voigt eV/Å^3).
     """
 
     def __init__(self, model, device: str = "cpu", max_atoms: int = 20000):
@@ -66,9 +71,17 @@ class BatchEvaluator:
             forces = result["forces"].detach().double().cpu().numpy()
             stress = result["stress"].detach().double().cpu().numpy()
             offsets = np.cumsum([0] + [len(a) for a in chunk])
+            spread = {key: result[key].detach().double().cpu().numpy() for key in UNCERTAINTIES if key in result}
             for k in range(len(chunk)):
-                out.append({"energy": float(energy[k]), "forces": forces[offsets[k]:offsets[k + 1]],
-                            "stress": voigt(stress[k])})
+                one = {"energy": float(energy[k]), "forces": forces[offsets[k]:offsets[k + 1]],
+                       "stress": voigt(stress[k])}
+                if "energy_std" in spread:
+                    one["energy_std"] = float(spread["energy_std"][k])
+                if "forces_std" in spread:
+                    one["forces_std"] = spread["forces_std"][offsets[k]:offsets[k + 1]]
+                if "stress_std" in spread:
+                    one["stress_std"] = voigt(spread["stress_std"][k])
+                out.append(one)
             start = stop
         return out
 
@@ -77,7 +90,9 @@ class MLIPCalculator(Calculator):
     """Energy, free energy, forces and stress (Voigt, ASE sign) from an mlip Potential.
 
     Args:
-        model_or_path: a Potential, or a file :func:`mlip.load` reads.
+        model_or_path: a Potential or a Committee, or what :func:`mlip.load` reads (a file, or a
+            list of files: a committee). A model with an uncertainty also fills ``results`` with
+            ``energy_std`` (eV), ``forces_std`` ((N,) eV/Å per atom) and ``stress_std`` (Voigt).
         device: torch device for the model and the inputs.
         dtype: compute in this float dtype (default: the model's).
     Charge and spin multiplicity come from ``atoms.info`` ("charge" / "spin", or "total_charge" /
@@ -96,6 +111,8 @@ class MLIPCalculator(Calculator):
             model = load(model_or_path, device=device)
         self.evaluator = BatchEvaluator(model if dtype is None else model.to(dtype), device)
         self.device, self.model = self.evaluator.device, self.evaluator.model
+        if getattr(self.model, "provides_uncertainty", False):
+            self.implemented_properties = [*type(self).implemented_properties, *UNCERTAINTIES]
         self._charge_spin = None
 
     def check_state(self, atoms, tol: float = 1e-15):

@@ -48,11 +48,20 @@ def accepts(name: str, argument: str) -> bool:
     return argument in inspect.signature(architecture(name)).parameters
 
 
-def read(path, device: str = "cpu"):
-    """A Potential from a model file or a training checkpoint written by ``mlip train``."""
+def read_content(path, device: str = "cpu") -> dict:
+    """The dict a file mlip wrote holds (a checkpoint's "mlip" entry for a training checkpoint);
+    ValueError naming the file for anything else."""
     content = torch.load(path, map_location=device, weights_only=False)
     if isinstance(content, dict) and isinstance(content.get("mlip"), dict):
         content = content["mlip"]  # a Lightning checkpoint written by mlip train
-    if not isinstance(content, dict) or content.get("format") != FORMAT:
+    if not isinstance(content, dict) or not str(content.get("format", "")).startswith("mlip-"):
         raise ValueError(f"{path}: not an mlip model file or training checkpoint")
+    return content
+
+
+def read(path, device: str = "cpu"):
+    """A Potential from a model file or a training checkpoint written by ``mlip train``."""
+    content = read_content(path, device)
+    if content.get("format") != FORMAT:
+        raise ValueError(f"{path}: a {content.get('format')} file, not a single model ({FORMAT})")
     return from_payload(content, device)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 
 def _model(path: str, device: str, dtype: str | None):
+    """What mlip.load reads; comma-separated files are a committee of them."""
     import torch
 
     from mlip.loading import load
 
-    model = load(path, device=device)
+    model = load(path.split(",") if "," in path else path, device=device)
     if dtype is not None and not hasattr(model, "kind"):  # exported files keep their dtype
         model = model.to(getattr(torch, dtype))
     return model
@@ -25,6 +26,9 @@ def cmd_relax(args) -> int:
 
     structures = read_structures(args.structures)
     model = _model(args.checkpoint, args.device, args.dtype)
+    if args.max_uncertainty is not None and not getattr(model, "provides_uncertainty", False):
+        raise SystemExit("mlip relax: --max-uncertainty needs a model with an uncertainty (a committee: "
+                         "mlip train ... ensemble=K, or comma-separated model files); this one gives none")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     options = dict(optimizer=args.optimizer, fmax=args.fmax, steps=args.steps, relax_cell=args.cell,
@@ -39,23 +43,33 @@ def cmd_relax(args) -> int:
     write_atomic(out / "relaxed.extxyz", [r.atoms for r in results], format="extxyz")
     table = out / "relax.csv"
     tmp = table.with_name(f".{table.name}.tmp-{os.getpid()}")
+    uncertain = "max_forces_std" in results[0].extra
+    limit = args.max_uncertainty
+    flagged = [r.name for r in results if limit is not None and r.extra["max_forces_std"] > limit]
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["name", "natoms", "energy_eV", "energy_per_atom_eV", "fmax_eV_A", "steps", "converged",
-                         "volume_A3"])
+                         "volume_A3"] + (["max_forces_std_eV_A", "uncertain"] if uncertain else []))
         for r in results:
             writer.writerow([r.name, len(r.atoms), f"{r.energy:.6f}", f"{r.energy / len(r.atoms):.6f}",
                              f"{r.fmax:.5f}", r.steps, r.converged,
-                             f"{r.atoms.cell.volume:.4f}" if r.atoms.pbc.all() else ""])
+                             f"{r.atoms.cell.volume:.4f}" if r.atoms.pbc.all() else ""]
+                            + ([f"{r.extra['max_forces_std']:.5f}", r.name in flagged] if uncertain else []))
     os.replace(tmp, table)
     width = max(len(r.name) for r in results)
-    print(f"{'structure':<{width}}  {'atoms':>6}  {'energy eV':>14}  {'fmax eV/Å':>10}  {'steps':>6}  converged")
+    print(f"{'structure':<{width}}  {'atoms':>6}  {'energy eV':>14}  {'fmax eV/Å':>10}  {'steps':>6}  converged"
+          + ("  force std eV/Å" if uncertain else ""))
     for r in results:
-        print(f"{r.name:<{width}}  {len(r.atoms):>6}  {r.energy:>14.5f}  {r.fmax:>10.4f}  {r.steps:>6}  {r.converged}")
+        print(f"{r.name:<{width}}  {len(r.atoms):>6}  {r.energy:>14.5f}  {r.fmax:>10.4f}  {r.steps:>6}  "
+              f"{str(r.converged):<9}" + (f"  {r.extra['max_forces_std']:>14.4f}" + ("  UNCERTAIN" if r.name in flagged
+                                                                                    else "") if uncertain else ""))
+    if flagged:
+        print(f"mlip relax: {len(flagged)} structure(s) relaxed to where the largest per-atom force uncertainty "
+              f"exceeds {limit} eV/Å (outside what the model knows; do not trust them): {', '.join(flagged)}")
     unconverged = sum(not r.converged for r in results)
     print(f"{len(results) - unconverged}/{len(results)} converged in {seconds:.1f} s; wrote {out / 'relaxed.extxyz'}, "
           f"{table}" + (f", trajectories in {out / 'trajectories'}" if args.trajectory else ""))
-    return 0 if unconverged == 0 else 1
+    return 0 if unconverged == 0 and not flagged else 1
 
 
 def cmd_md(args) -> int:
@@ -71,7 +85,8 @@ def cmd_md(args) -> int:
     else:
         atoms = None
     model = _model(args.checkpoint, args.device, args.dtype)
-    limits = Limits(max_force=args.max_force, min_distance=args.min_distance, max_temperature=args.max_temperature)
+    limits = Limits(max_force=args.max_force, min_distance=args.min_distance, max_temperature=args.max_temperature,
+                    max_uncertainty=args.max_uncertainty)
     result = run_md(atoms, MLIPCalculator(model, device=args.device), ensemble=args.ensemble, timestep=args.timestep,
                     steps=args.steps, temperature=args.temperature, pressure=args.pressure, seed=args.seed,
                     out_dir=args.out, trajectory_interval=args.trajectory_interval, log_interval=args.log_interval,
@@ -106,7 +121,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("relax", help="relax structures (any ASE/pymatgen format, files or directories)")
     p.add_argument("structures", nargs="+", help="structure files or directories")
-    p.add_argument("checkpoint", help="training checkpoint, model file or exported model")
+    p.add_argument("checkpoint", help="training checkpoint, model file, exported model, committee file, or "
+                                      "comma-separated model files (a committee)")
     p.add_argument("--optimizer", default="FIRE", choices=OPTIMIZERS)
     p.add_argument("--fmax", type=float, default=0.05, help="force convergence, eV/Å (default 0.05)")
     p.add_argument("--steps", type=int, default=500, help="most optimiser steps per structure")
@@ -115,13 +131,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--pressure", type=float, default=0.0, help="external pressure with --cell, GPa")
     p.add_argument("--trajectory", action="store_true", help="write each structure's trajectory")
     p.add_argument("--one-by-one", action="store_true", help="ASE's loop per structure instead of batched calls")
+    p.add_argument("--max-uncertainty", type=float, default=None,
+                   help="flag structures whose largest per-atom force uncertainty exceeds this, eV/Å (a committee)")
     p.add_argument("--out", default="relaxed", help="output directory (relaxed.extxyz, relax.csv)")
     _device_options(p)
     p.set_defaults(func=cmd_relax)
 
     p = sub.add_parser("md", help="molecular dynamics (NVE, NVT, NPT) with blow-up guards and restarts")
     p.add_argument("structure", nargs="?", help="starting structure (not needed with --restart)")
-    p.add_argument("checkpoint", help="training checkpoint, model file or exported model")
+    p.add_argument("checkpoint", help="training checkpoint, model file, exported model, committee file, or "
+                                      "comma-separated model files (a committee)")
     p.add_argument("--ensemble", default="nvt-langevin", choices=ENSEMBLES)
     p.add_argument("--timestep", type=float, default=1.0, help="fs")
     p.add_argument("--steps", type=int, default=1000, help="total steps (a restart continues to this count)")
@@ -137,6 +156,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--max-force", type=float, default=50.0, help="stop above this force, eV/Å")
     p.add_argument("--min-distance", type=float, default=0.5, help="stop when atoms come closer, Å")
     p.add_argument("--max-temperature", type=float, default=None, help="stop above this temperature, K")
+    p.add_argument("--max-uncertainty", type=float, default=None,
+                   help="stop when the largest per-atom force uncertainty exceeds this, eV/Å (a committee)")
     p.add_argument("--restart", default=None, help="continue from a restart file (md/restart.extxyz)")
     p.add_argument("--out", default="md", help="output directory")
     _device_options(p)

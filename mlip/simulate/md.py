@@ -30,6 +30,7 @@ from mlip.simulate.rigid_motion import FixRigidMotion
 
 ENSEMBLES = ("nve", "nvt-langevin", "nvt-nose-hoover", "nvt-bussi", "npt-mtk", "npt-berendsen")
 LOG_FIELDS = ("step", "time_fs", "epot_eV", "ekin_eV", "etot_eV", "temperature_K", "pressure_GPa")
+UNCERTAINTY_FIELD = "max_forces_std_eVA"  # logged too when the model gives an uncertainty (mlip.uncertainty)
 
 
 class MDInstability(RuntimeError):
@@ -39,11 +40,34 @@ class MDInstability(RuntimeError):
 @dataclass
 class Limits:
     """Stop when any force exceeds ``max_force`` eV/Å, two atoms come closer than ``min_distance``
-    Å, or the temperature exceeds ``max_temperature`` K (None: 10x the target, at least 5000 K)."""
+    Å, the temperature exceeds ``max_temperature`` K (None: 10x the target, at least 5000 K), or
+    the largest per-atom force uncertainty exceeds ``max_uncertainty`` eV/Å (None: no limit; needs
+    a model with an uncertainty, such as a committee)."""
 
     max_force: float = 50.0
     min_distance: float = 0.5
     max_temperature: Optional[float] = None
+    max_uncertainty: Optional[float] = None
+
+
+def max_force_uncertainty(atoms: Atoms) -> Optional[tuple[int, float]]:
+    """(atom, eV/Å) of the largest per-atom force uncertainty of the last calculation, None when the
+    calculator gives none."""
+    spread = getattr(atoms.calc, "results", {}).get("forces_std")
+    if spread is None:
+        return None
+    spread = np.asarray(spread)
+    i = int(np.nanargmax(np.where(np.isfinite(spread), spread, np.inf)))
+    return i, float(spread[i])
+
+
+def uncertainty_limit_error(limits: Limits, calculator) -> Optional[str]:
+    """Why ``limits.max_uncertainty`` cannot be applied with ``calculator`` (None: it can)."""
+    if limits.max_uncertainty is None:
+        return None
+    provided = "forces_std" in getattr(calculator, "implemented_properties", ())
+    return None if provided else ("--max-uncertainty needs a model with an uncertainty (a committee: "
+                                  "mlip train ... ensemble=K, or several model files); this one gives none")
 
 
 def make_dynamics(atoms: Atoms, ensemble: str, timestep: float, temperature: float = 300.0, pressure: float = 0.0,
@@ -114,6 +138,12 @@ def check_limits(atoms: Atoms, limits: Limits, target_temperature: float, step: 
     temperature = atoms.get_temperature()
     if not np.isfinite(temperature) or temperature > t_max:
         raise MDInstability(f"step {step}: temperature {temperature:.1f} K exceeds the limit {t_max:.0f} K")
+    if limits.max_uncertainty is not None:
+        i, value = max_force_uncertainty(atoms)
+        if not np.isfinite(value) or value > limits.max_uncertainty:
+            raise MDInstability(f"step {step}: force uncertainty {value:.3g} eV/Å on atom {i} ({atoms[i].symbol}) "
+                                f"exceeds the limit {limits.max_uncertainty} eV/Å: the structure has left what "
+                                f"the model knows")
 
 
 def write_restart(path, atoms: Atoms, step: int) -> None:
@@ -152,7 +182,8 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
            friction: float = 0.01, tdamp: float = 100.0, pdamp: float = 1000.0, limits: Optional[Limits] = None,
            restart: Optional[str] = None, init_velocities: bool = True, progress: bool = True) -> MDResult:
     """Run ``steps`` MD steps in total (counting those before a restart) and write, in ``out_dir``:
-    trajectory.extxyz (every trajectory_interval steps), md.csv (LOG_FIELDS every log_interval),
+    trajectory.extxyz (every trajectory_interval steps), md.csv (LOG_FIELDS every log_interval, and
+    the largest per-atom force uncertainty for a model with one),
     restart.extxyz (every restart_interval steps and at the end), last_good.extxyz if it stops,
     md.png (energies, temperature, pressure against time).
     Returns an MDResult; an instability is reported in it (and raised by the CLI as an error)."""
@@ -161,6 +192,9 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
     from mlip.progress import progress as tqdm
 
     limits = limits or Limits()
+    problem = uncertainty_limit_error(limits, calculator)
+    if problem:
+        raise ValueError(problem)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"{k}.extxyz" for k in ("trajectory", "restart", "last_good")}
@@ -180,18 +214,22 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
         atoms.set_constraint(FixRigidMotion(rotation=not atoms.pbc.any()))
     dynamics = make_dynamics(atoms, ensemble, timestep, temperature, pressure, seed + first, friction, tdamp, pdamp)
     mode = "a" if restart is not None and log_path.exists() else "w"
+    log_uncertainty = "forces_std" in getattr(calculator, "implemented_properties", ())
     log_file = open(log_path, mode, newline="")
     log = csv.writer(log_file)
     if mode == "w":
-        log.writerow(LOG_FIELDS)
+        log.writerow(LOG_FIELDS + ((UNCERTAINTY_FIELD,) if log_uncertainty else ()))
         for p in (paths["trajectory"], paths["last_good"]):
             p.unlink(missing_ok=True)
 
     def record(step: int) -> None:
         if step % log_interval == 0:
             epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
-            log.writerow([step, f"{step * timestep:.4f}", f"{epot:.8f}", f"{ekin:.8f}", f"{epot + ekin:.8f}",
-                          f"{atoms.get_temperature():.4f}", f"{pressure_gpa(atoms):.6f}"])
+            row = [step, f"{step * timestep:.4f}", f"{epot:.8f}", f"{ekin:.8f}", f"{epot + ekin:.8f}",
+                   f"{atoms.get_temperature():.4f}", f"{pressure_gpa(atoms):.6f}"]
+            if log_uncertainty:
+                row.append(f"{max_force_uncertainty(atoms)[1]:.6f}")
+            log.writerow(row)
             log_file.flush()
         if step % trajectory_interval == 0:
             ase.io.write(paths["trajectory"], atoms, format="extxyz", append=True)

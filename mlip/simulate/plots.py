@@ -8,15 +8,18 @@ import numpy as np
 
 
 def md_plot(log_csv, out_png) -> str:
-    """Potential and total energy (eV, relative to the first total energy), temperature (K) and,
-    for periodic cells, pressure (GPa) against time (ps), from md.csv."""
+    """Potential and total energy (eV, relative to the first total energy), temperature (K), for
+    periodic cells pressure (GPa), and for a model with an uncertainty the largest per-atom force
+    uncertainty (eV/Å), against time (ps), from md.csv."""
     from mlip.train.plots import _pyplot
 
     rows = list(csv.DictReader(open(log_csv)))
     col = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]} if rows else {}
     plt = _pyplot()
     has_pressure = bool(rows) and np.isfinite(col["pressure_GPa"]).any()
-    fig, axes = plt.subplots(1, 3 if has_pressure else 2, figsize=(13 if has_pressure else 9, 3.6))
+    has_uncertainty = bool(rows) and "max_forces_std_eVA" in col
+    panels = 2 + has_pressure + has_uncertainty
+    fig, axes = plt.subplots(1, panels, figsize=(4.4 * panels, 3.6))
     if rows:
         t = col["time_fs"] / 1000
         for key, label in (("epot_eV", "potential"), ("etot_eV", "total")):
@@ -28,6 +31,9 @@ def md_plot(log_csv, out_png) -> str:
         if has_pressure:
             axes[2].plot(t, col["pressure_GPa"], color="C2")
             axes[2].set_ylabel("pressure (GPa)")
+        if has_uncertainty:
+            axes[-1].plot(t, col["max_forces_std_eVA"], color="C4")
+            axes[-1].set_ylabel("largest force uncertainty (eV/Å)")
         for ax in axes:
             ax.set_xlabel("time (ps)")
     fig.tight_layout()

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mlip.calculator import BatchEvaluator
+from mlip.calculator import UNCERTAINTIES, BatchEvaluator
 
 OPTIMIZERS = ("FIRE", "BFGS", "LBFGS")
 
@@ -35,7 +36,9 @@ def optimizer_class(name: str):
 @dataclass
 class RelaxResult:
     """name; relaxed atoms (with energy, forces, stress attached); energy eV; fmax eV/Å (ASE's
-    measure over the optimised degrees of freedom); optimiser steps; converged; wall seconds."""
+    measure over the optimised degrees of freedom); optimiser steps; converged; wall seconds;
+    extra: max_forces_std (eV/Å, the relaxed structure's largest per-atom force uncertainty) for a
+    model with an uncertainty."""
 
     name: str
     atoms: Atoms
@@ -63,11 +66,24 @@ def optimizable(atoms: Atoms, relax_cell: bool = False, fix_symmetry: bool = Fal
     return atoms
 
 
+def single_point(atoms: Atoms, results: dict) -> SinglePointCalculator:
+    """A SinglePointCalculator holding ``results``, uncertainties included (ASE's constructor takes
+    only its own property names)."""
+    known = {k: v for k, v in results.items() if k not in UNCERTAINTIES}
+    calc = SinglePointCalculator(atoms, **known)
+    calc.results.update({k: v for k, v in results.items() if k in UNCERTAINTIES})
+    return calc
+
+
 def _finish(name, atoms, opt, converged, seconds) -> RelaxResult:
     gradient = opt.optimizable.get_gradient()
+    extra = {}
+    spread = atoms.calc.results.get("forces_std")
+    if spread is not None:  # a model with an uncertainty: the largest per-atom force std, eV/Å
+        extra["max_forces_std"] = float(np.max(spread))
     return RelaxResult(name=name, atoms=atoms, energy=float(atoms.get_potential_energy()),
                        fmax=float(opt.optimizable.gradient_norm(gradient)), steps=int(opt.nsteps),
-                       converged=bool(converged), seconds=seconds)
+                       converged=bool(converged), seconds=seconds, extra=extra)
 
 
 def relax_one_by_one(structures: Sequence[Tuple[str, Atoms]], model, optimizer: str = "FIRE", fmax: float = 0.05,
@@ -90,7 +106,7 @@ def relax_one_by_one(structures: Sequence[Tuple[str, Atoms]], model, optimizer: 
                   trajectory=_trajectory_path(trajectory_dir, name))
         converged = opt.run(fmax=fmax, steps=steps)
         results.append(_finish(name, atoms, opt, converged, time.perf_counter() - start))
-        atoms.calc = SinglePointCalculator(atoms, **calc.results)
+        atoms.calc = single_point(atoms, calc.results)
     return results
 
 
@@ -115,7 +131,7 @@ def relax_batched(structures: Sequence[Tuple[str, Atoms]], model, optimizer: str
     bar = tqdm(total=len(frames), desc="relax (batched)", unit="structure", disable=not progress)
     while active:
         for i, r in zip(active, evaluate([frames[i] for i in active])):
-            frames[i].calc = SinglePointCalculator(frames[i], **r)
+            frames[i].calc = single_point(frames[i], r)
         still = []
         for i in active:
             opt = opts[i]

@@ -1,4 +1,5 @@
-"""Figures people look at: learning curves and parity plots (PNG, matplotlib's Agg backend)."""
+"""Figures people look at: learning curves, parity plots and uncertainty calibration (PNG, matplotlib's
+Agg backend)."""
 
 from __future__ import annotations
 
@@ -80,4 +81,32 @@ def parity(predicted: dict, reference: dict, out_png: str, title: str = "") -> s
     os.makedirs(os.path.dirname(out_png) or ".", exist_ok=True)
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
+    return out_png
+
+
+def calibration(report: dict, forces_std, force_error, out_png: str, title: str = "") -> str:
+    """Predicted against actual per-atom force error: a scatter of atoms, and the calibration curve
+    (RMS actual against RMS predicted in quantile bins; the diagonal is perfect calibration)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    std, err = np.asarray(forces_std) * 1000, np.asarray(force_error) * 1000
+    axes[0].loglog(std, np.maximum(err, 1e-3), ".", ms=2, alpha=0.3)
+    lo, hi = max(min(std.min(), err[err > 0].min() if np.any(err > 0) else 1.0), 1e-3), max(std.max(), err.max())
+    axes[0].plot([lo, hi], [lo, hi], "k--", lw=1)
+    axes[0].set_xlabel("predicted force std per atom (meV/Å)")
+    axes[0].set_ylabel("actual |force error| per atom (meV/Å)")
+    axes[0].set_title(f"Spearman: atoms {report['spearman_atoms']:.2f}, structures {report['spearman_structures']:.2f}")
+    curve = np.array(report["calibration_curve"]) * 1000
+    axes[1].plot(curve[:, 0], curve[:, 1], "o-", label="RMS in quantile bins")
+    top = float(curve.max()) * 1.05
+    axes[1].plot([0, top], [0, top], "k--", lw=1, label="perfect calibration")
+    axes[1].set_xlabel("predicted RMS (meV/Å)")
+    axes[1].set_ylabel("actual RMS (meV/Å)")
+    axes[1].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = f"{out_png}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, out_png)
     return out_png

@@ -101,16 +101,23 @@ def graph_loader(dataset, cutoff: float, batch_size: int, max_neighbors=None):
 
 
 def predictions(model, dataset, cutoff: float, batch_size: int = 16, max_neighbors=None) -> tuple[dict, dict]:
-    """Model predictions and references over ``dataset`` as flat numpy arrays."""
+    """Model predictions and references over ``dataset`` as flat numpy arrays; for a model with an
+    uncertainty also forces_std (N,), energy_std (B,) and structure (N,), the structure of each atom."""
     model.eval()
     pred = {"energy": [], "energy_per_atom": [], "forces": [], "stress": []}
     ref = {k: [] for k in pred}
+    graphs_seen = 0
     for batch in graph_loader(dataset, cutoff, batch_size, max_neighbors):
         out = model(batch)
         n = batch.natoms.double()
         pred["energy"].append(out["energy"].detach().double())
         pred["energy_per_atom"].append(out["energy"].detach().double() / n)
         pred["forces"].append(out["forces"].detach().double().reshape(-1))
+        if "forces_std" in out:  # a model with an uncertainty (mlip.uncertainty)
+            pred.setdefault("forces_std", []).append(out["forces_std"].detach().double())
+            pred.setdefault("energy_std", []).append(out["energy_std"].detach().double())
+            pred.setdefault("structure", []).append(batch.batch + graphs_seen)
+        graphs_seen += int(batch.num_graphs)
         ref["energy"].append(batch.energy.double() if "energy" in batch else torch.full_like(n, float("nan")))
         ref["energy_per_atom"].append(ref["energy"][-1] / n)
         ref["forces"].append(batch.forces.double().reshape(-1) if "forces" in batch
@@ -142,7 +149,7 @@ def rotation_report(model, dataset, cutoff: float, batch_size: int = 16, max_nei
 def error_table(pred: dict, ref: dict) -> dict:
     """MAE and RMSE of every quantity in ``pred`` against ``ref`` (arrays), by ErrorMetrics."""
     metrics = ErrorMetrics()
-    for key in pred:
+    for key in ref:
         metrics.add(key, pred[key], ref[key])
     return metrics.compute()
 
@@ -157,6 +164,25 @@ def format_table(metrics: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def uncertainty_summary(pred: dict, ref: dict, out_png: Optional[str] = None, title: str = "") -> dict:
+    """mlip.uncertainty.uncertainty_report of predictions with an uncertainty (and its plot)."""
+    from mlip.train.plots import calibration
+    from mlip.uncertainty import uncertainty_report
+
+    force_error = np.linalg.norm((pred["forces"] - ref["forces"]).reshape(-1, 3), axis=1)
+    report = uncertainty_report(pred["forces_std"], force_error, pred["structure"], pred["energy_std"],
+                                pred["energy"] - ref["energy"])
+    if out_png:
+        report["plot"] = calibration(report, pred["forces_std"], force_error, out_png, title)
+    return report
+
+
+def format_uncertainty(report: dict) -> str:
+    return (f"force uncertainty against actual error: Spearman {report['spearman_atoms']:.3f} per atom, "
+            f"{report['spearman_structures']:.3f} per structure; RMS predicted "
+            f"{1000 * report['forces_std_rms']:.2f} meV/Å, actual {1000 * report['force_error_rms']:.2f} meV/Å")
+
+
 def metric_logs(run_dir) -> list[str]:
     """The run's CSV metric logs in order: the first run's, then each resume's."""
     logs = Path(run_dir) / "logs"
@@ -165,8 +191,11 @@ def metric_logs(run_dir) -> list[str]:
     return [str(p) for p in first + resumes]
 
 
-def train(cfg) -> dict:
-    """Train from a composed config; returns a summary (paths and test metrics)."""
+def train(cfg, run_dir: Optional[Path] = None) -> dict:
+    """Train from a composed config; returns a summary (paths and test metrics). ``cfg.ensemble`` > 1
+    trains a committee (:func:`train_committee`); ``run_dir``: this directory instead of a new one."""
+    if int(cfg.get("ensemble", 1) or 1) > 1:
+        return train_committee(cfg)
     import lightning as L
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -185,7 +214,10 @@ def train(cfg) -> dict:
         log_version = f"resume-{len(list((run_dir / 'logs').glob('resume-*'))) + 1}"  # earlier logs stay
         config_name = f"config.{log_version}.yaml"
     else:
-        run_dir = shared_run_dir(cfg.run_dir, cfg.name)
+        if run_dir is None:
+            run_dir = shared_run_dir(cfg.run_dir, cfg.name)
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
         config_name = "config.yaml"
     _write_atomic(run_dir / config_name, OmegaConf.to_yaml(cfg, resolve=True))
     model = instantiate(cfg.model)
@@ -234,6 +266,54 @@ def train(cfg) -> dict:
     return summary
 
 
+def train_committee(cfg) -> dict:
+    """K members (seeds seed, seed+1, ...) trained one after another into member-k/ of one run
+    directory, then committee.pt: their Committee with its spread calibrated on the validation split
+    (one factor: predicted and actual per-atom force errors agree in RMS), tested on the test split
+    with the uncertainty's rank correlation and a calibration plot."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from mlip.loading import load
+    from mlip.uncertainty import Committee, calibration_factor
+
+    k_members = int(cfg.ensemble)
+    if cfg.get("resume"):
+        raise ValueError("resume a committee member by its own checkpoint (ensemble=1 resume=.../member-k/...)")
+    run_dir = shared_run_dir(cfg.run_dir, cfg.name)
+    _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    members = []
+    for k in range(k_members):
+        member_cfg = OmegaConf.merge(cfg, {"ensemble": 1, "seed": int(cfg.seed) + k})
+        print(f"\ncommittee member {k + 1}/{k_members} (seed {int(cfg.seed) + k})")
+        members.append(train(member_cfg, run_dir=run_dir / f"member-{k}"))
+    committee = Committee([load(m["best"] or m["last"]) for m in members])
+    datamodule = instantiate(cfg.data)
+    splits = datamodule.build_splits()
+    batch_size = datamodule.val_batch_size
+    summary = {"run_dir": str(run_dir), "members": [m["run_dir"] for m in members]}
+    if "val" in splits:
+        pred, ref = predictions(committee, splits["val"], committee.cutoff, batch_size, committee.max_neighbors)
+        error = np.linalg.norm((pred["forces"] - ref["forces"]).reshape(-1, 3), axis=1)
+        committee.calibration.fill_(calibration_factor(pred["forces_std"], error))
+    summary["calibration"] = float(committee.calibration)
+    committee.save(run_dir / "committee.pt")
+    summary["committee"] = str(run_dir / "committee.pt")
+    split = "test" if "test" in splits else "val"
+    if split in splits:
+        pred, ref = predictions(committee, splits[split], committee.cutoff, batch_size, committee.max_neighbors)
+        summary[f"{split}_metrics"] = error_table(pred, ref)
+        report = uncertainty_summary(pred, ref, str(run_dir / f"uncertainty_{split}.png"),
+                                     title=f"{cfg.name}: committee of {k_members}, {split} split")
+        summary[f"{split}_uncertainty"] = report
+        print(format_table(summary[f"{split}_metrics"], f"\ncommittee of {k_members} on the {split} split "
+                                                         f"({len(splits[split])} structures):"))
+        print(format_uncertainty(report))
+    _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1))
+    print(f"committee: {run_dir / 'committee.pt'} (calibration factor {summary['calibration']:.3f})")
+    return summary
+
+
 def evaluate(checkpoint: str, cfg, out: Optional[str] = None, split: str = "test") -> dict:
     """Metrics of a checkpoint or model file on a split of ``cfg.data``; writes a parity plot."""
     from hydra.utils import instantiate
@@ -256,4 +336,10 @@ def evaluate(checkpoint: str, cfg, out: Optional[str] = None, split: str = "test
           f"{1000 * rotation['energy_per_atom']:.2e} meV/atom"
           + ("" if not model.exactly_equivariant else " (an exactly equivariant model: rounding only)"))
     print(f"parity plot: {out}")
-    return {"metrics": metrics, "rotation": rotation, "parity": out, "split": split}
+    result = {"metrics": metrics, "rotation": rotation, "parity": out, "split": split}
+    if "forces_std" in pred:
+        plot = str(Path(out).with_name(f"uncertainty_{split}_{Path(checkpoint).stem}.png"))
+        result["uncertainty"] = uncertainty_summary(pred, ref, plot, title=f"{Path(checkpoint).name}: {split} split")
+        print(format_uncertainty(result["uncertainty"]))
+        print(f"calibration plot: {plot}")
+    return result

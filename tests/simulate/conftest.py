@@ -11,3 +11,11 @@ def cu_model():
 @pytest.fixture(scope="session")
 def ethanol():
     return ethanol_model()
+
+
+@pytest.fixture(scope="session")
+def cu_committee(cu_model):
+    """Two EMT-copper fits differing in their initial weights."""
+    from mlip.uncertainty import Committee
+
+    return Committee([cu_model, copper_model(seed=1)])

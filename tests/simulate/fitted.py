@@ -48,11 +48,12 @@ def fit(model, frames, steps: int = 200, lr: float = 5e-3, stress_weight: float 
     return model.eval()
 
 
-def copper_model(dtype=torch.float64):
-    """Fitted to EMT between the first (2.55 Å) and second (3.6 Å) neighbour shells."""
-    torch.manual_seed(0)
+def copper_model(dtype=torch.float64, seed: int = 0):
+    """Fitted to EMT between the first (2.55 Å) and second (3.6 Å) neighbour shells; ``seed``: of
+    the initial weights (committee members differ in it)."""
+    torch.manual_seed(seed)
     model = build("facet", preset="small", cutoff=3.2, species=[29]).to(dtype)
-    return fit(model, emt_copper_frames())
+    return fit(model, emt_copper_frames(), seed=seed)
 
 
 def ethanol_model(dtype=torch.float64):

@@ -90,3 +90,40 @@ def test_md_command(cu_model, tmp_path, capsys):
     code = main(["md", "--restart", str(out / "restart.extxyz"), str(tmp_path / "cu.model"), "--steps", "60",
                  "--out", str(out), "-q"])
     assert code == 0 and log(out / "md.csv")["step"][-1] == 60
+
+
+def test_max_uncertainty_stops_a_run_driven_out_of_the_data(cu_committee, tmp_path):
+    """The committee's largest per-atom force std stays below 0.4 eV/Å at 300 K (measured: at most
+    0.14) and passes it at 3000 K (median 0.7): the hot run stops with the guards' clean stop, and
+    md.csv logs the uncertainty every logged step."""
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
+    calc = MLIPCalculator(cu_committee)
+    limits = Limits(max_uncertainty=0.4)
+    calm = run_md(atoms.copy(), calc, ensemble="nvt-langevin", timestep=2.0, steps=200, temperature=300.0,
+                  out_dir=tmp_path / "calm", limits=limits, progress=False)
+    assert calm.stopped is None
+    logged = log(tmp_path / "calm" / "md.csv")["max_forces_std_eVA"]
+    assert len(logged) == 21 and 0 < logged[1:].max() < 0.4
+    hot = run_md(atoms.copy(), calc, ensemble="nvt-langevin", timestep=2.0, steps=2000, temperature=3000.0,
+                 out_dir=tmp_path / "hot", limits=limits, progress=False)
+    assert hot.stopped is not None and "force uncertainty" in hot.stopped and "exceeds the limit 0.4" in hot.stopped
+    assert hot.steps < 2000
+    saved, step = read_restart(tmp_path / "hot" / "restart.extxyz")
+    assert step == hot.steps and (tmp_path / "hot" / "last_good.extxyz").exists()
+
+
+def test_max_uncertainty_needs_a_model_with_one(cu_model, tmp_path):
+    with pytest.raises(ValueError, match="needs a model with an uncertainty"):
+        run_md(bulk("Cu", "fcc", a=3.6, cubic=True), MLIPCalculator(cu_model), steps=2, out_dir=tmp_path,
+               limits=Limits(max_uncertainty=0.4), progress=False)
+
+
+def test_md_command_with_a_committee(cu_committee, tmp_path, capsys):
+    for k, member in enumerate(cu_committee.members):
+        member.save(tmp_path / f"cu{k}.model")
+    ase.io.write(tmp_path / "cu.cif", bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2)))
+    code = main(["md", str(tmp_path / "cu.cif"), f"{tmp_path / 'cu0.model'},{tmp_path / 'cu1.model'}", "--steps",
+                 "2000", "--timestep", "2", "--temperature", "3000", "--max-uncertainty", "0.4",
+                 "--out", str(tmp_path / "md"), "-q"])
+    assert code == 3 and "force uncertainty" in capsys.readouterr().out
+    assert (tmp_path / "md" / "restart.extxyz").exists()

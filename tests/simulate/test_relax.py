@@ -102,3 +102,30 @@ def test_relax_command_writes_structures_table_and_trajectories(cu_model, tmp_pa
     assert all(r["converged"] == "True" for r in rows)
     assert len(list((tmp_path / "out" / "trajectories").glob("*.traj"))) == 2
     assert "2/2 converged" in capsys.readouterr().out
+
+
+def test_relax_flags_structures_outside_the_data(cu_committee, tmp_path, capsys):
+    """A vacancy in copper at the fitted lattice constant (3.6 Å, inside the 3.45-3.75 Å the members
+    were fitted on) and in a cell squeezed to 3.1 Å: the committee's force std after relaxing is
+    0.04 against 1.0 eV/Å (measured), and --max-uncertainty 0.3 flags only the squeezed one."""
+    for a in (3.6, 3.1):
+        atoms = bulk("Cu", "fcc", a=a, cubic=True).repeat((2, 2, 2))
+        del atoms[0]
+        atoms.positions += np.random.default_rng(0).normal(scale=0.05, size=atoms.positions.shape)
+        ase.io.write(tmp_path / f"vacancy_{a}.extxyz", atoms)
+    for k, member in enumerate(cu_committee.members):
+        member.save(tmp_path / f"cu{k}.model")
+    cu_committee.save(tmp_path / "committee.pt")
+    code = main(["relax", str(tmp_path / "vacancy_3.6.extxyz"), str(tmp_path / "vacancy_3.1.extxyz"),
+                 str(tmp_path / "committee.pt"), "--max-uncertainty", "0.3", "--out", str(tmp_path / "out"), "-q"])
+    out = capsys.readouterr().out
+    assert code == 1 and "UNCERTAIN" in out and "1 structure(s)" in out
+    rows = {r["name"]: r for r in csv.DictReader(open(tmp_path / "out" / "relax.csv"))}
+    flags = {name.split(":")[0].split("/")[-1]: (r["converged"], r["uncertain"], float(r["max_forces_std_eV_A"]))
+             for name, r in rows.items()}
+    assert [v[1] for k, v in sorted(flags.items())] == ["True", "False"]  # 3.1 flagged, 3.6 not
+    assert all(v[0] == "True" for v in flags.values())
+    # without an uncertainty the option is refused
+    with pytest.raises(SystemExit, match="needs a model with an uncertainty"):
+        main(["relax", str(tmp_path / "vacancy_3.6.extxyz"), str(tmp_path / "cu0.model"), "--max-uncertainty",
+              "0.3", "--out", str(tmp_path / "out2"), "-q"])

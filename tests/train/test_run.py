@@ -159,3 +159,26 @@ def test_a_piped_training_log_has_a_line_per_epoch(tmp_path, data_dir):
     assert len(epoch_lines) == epochs, text[-3000:]
     assert "ETA" in epoch_lines[0] and "train/loss" in epoch_lines[-1]
     assert len(bar_redraws) <= 2, bar_redraws[:5]  # 12 batches an epoch would give dozens
+
+
+def test_ensemble_trains_a_calibrated_committee(tmp_path, data_dir, monkeypatch):
+    """ensemble=2: two members (seeds 0 and 1) in one run directory, committee.pt calibrated on the
+    validation split, tested with its uncertainty report and calibration plot; mlip.load reads it."""
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    overrides = [o for o in TINY if o != "data.test=null"] + ["trainer.max_epochs=1", "ensemble=2",
+                                                            "data.val_fraction=0.25"]
+    summary = train(compose(overrides + [f"run_dir={tmp_path}"]))
+    run_dir = Path(summary["run_dir"])
+    for name in ("member-0/checkpoints/best.ckpt", "member-1/checkpoints/best.ckpt", "committee.pt",
+                 "uncertainty_test.png", "summary.json"):
+        assert (run_dir / name).exists(), name
+    seeds = [json.loads((run_dir / f"member-{k}" / "summary.json").read_text()) for k in range(2)]
+    assert seeds[0]["test_metrics"]["forces_mae"] != seeds[1]["test_metrics"]["forces_mae"]
+    assert summary["calibration"] > 0 and np.isfinite(summary["test_uncertainty"]["spearman_atoms"])
+    committee = mlip.load(run_dir / "committee.pt")
+    assert float(committee.calibration) == pytest.approx(summary["calibration"])
+    from mlip.train.run import evaluate
+
+    result = evaluate(str(run_dir / "committee.pt"), compose(overrides))
+    assert Path(result["uncertainty"]["plot"]).exists()
+    assert result["uncertainty"]["spearman_atoms"] == pytest.approx(summary["test_uncertainty"]["spearman_atoms"])
