@@ -1,4 +1,4 @@
-"""The `mlip` console script: train | eval | prepare | info | quickstart (relax, md, export follow)."""
+"""The `mlip` console script: train | eval | prepare | info | quickstart (relax, md, export, verify follow)."""
 
 from __future__ import annotations
 
@@ -244,8 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     from mlip.simulate.commands import add_parsers
+    from mlip.verify import add_parser as add_verify
 
     add_parsers(sub)
+    add_verify(sub)
     return parser
 
 
