@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from mlip.graph.edges import edge_vectors
+from mlip.nn.llpr import LastLayerUncertainty, captured_features
 from mlip.nn.repulsion import ZBLRepulsion
 from mlip.nn.scatter import scatter_sum
 
@@ -67,6 +68,7 @@ class Potential(nn.Module):
     """
 
     name = "potential"
+    __jit_unused_properties__ = ["last_layer", "provides_uncertainty"]  # eager-only (LLPR), not scripted
 
     def __init__(self, cutoff: float, max_neighbors: Optional[int] = None, species=None,
                  repulsion: Optional[str] = "zbl"):
@@ -90,6 +92,8 @@ class Potential(nn.Module):
         # False only for model files written before lone atoms were referenced (they load unchanged)
         self.register_buffer("lone_reference", torch.tensor(True))
         self.register_load_state_dict_post_hook(_refresh_after_load)
+        # a fitted last-layer uncertainty (mlip.nn.llpr), attached after training; not a hyperparameter
+        self.uncertainty: Optional[LastLayerUncertainty] = None
         self.hyperparameters: dict = {}
         self.direct_forces = False  # True: forces from atom_energies_and_forces (not conservative)
 
@@ -213,8 +217,27 @@ class Potential(nn.Module):
         z = data.atomic_numbers
         self.check_species(z)
         batch, num_graphs, charge, spin = structure_fields(data)
-        return self.compute(data.pos, z, data.cell.reshape(-1, 3, 3), data.edge_index, data.cell_shifts, batch,
-                            num_graphs, charge, spin, compute_forces, compute_stress)
+        args = (data.pos, z, data.cell.reshape(-1, 3, 3), data.edge_index, data.cell_shifts, batch, num_graphs, charge,
+                spin, compute_forces, compute_stress)
+        if self.uncertainty is None or self.training:
+            return self.compute(*args)
+        with captured_features(self) as store:  # the last layer's input: LLPR's features
+            out = self.compute(*args)
+        energy_std, forces_std = self.uncertainty(store[0][: z.shape[0]], batch, num_graphs)
+        out["energy_std"] = energy_std.to(out["energy"].dtype)
+        out["forces_std"] = forces_std.to(out["energy"].dtype)
+        return out
+
+    @property
+    def provides_uncertainty(self) -> bool:
+        """True once a last-layer uncertainty is fitted (``mlip.uncertainty.attach_last_layer``)."""
+        return self.uncertainty is not None
+
+    @property
+    def last_layer(self) -> nn.Linear:
+        """The Linear whose (N, 1) output is the per-atom energy (its input: the features of the
+        last-layer uncertainty); each architecture names its own."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its last layer")
 
     def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
                 cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,

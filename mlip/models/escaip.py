@@ -223,6 +223,10 @@ class EScAIP(Potential):
             edge_out = self.edge_projection(torch.cat(edge_readouts, dim=-1)) * valid.unsqueeze(-1)
         return node_out, edge_out, directions, valid
 
+    @property
+    def last_layer(self) -> nn.Linear:
+        return self.energy_head[-1]
+
     def atom_energies(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
                       batch: torch.Tensor, num_graphs: int, charge: torch.Tensor, spin: torch.Tensor) -> torch.Tensor:
         node_out, _, _, _ = self._features(atomic_numbers, edge_index, edge_vec, batch, charge, spin)

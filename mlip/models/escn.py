@@ -170,6 +170,10 @@ class ESCN(Potential):
             x = block(x, edge_index, d, edge_emb, envelope)
         return x
 
+    @property
+    def last_layer(self) -> nn.Linear:
+        return self.readout[-1]
+
     def atom_energies(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
                       batch: torch.Tensor, num_graphs: int, charge: torch.Tensor, spin: torch.Tensor) -> torch.Tensor:
         x = self._features(atomic_numbers, edge_index, edge_vec, batch, charge, spin)

@@ -112,6 +112,10 @@ class Facet(Potential):
         self.blocks[-1].readout = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, 1))
         nn.init.zeros_(self.blocks[-1].readout[-1].weight)
 
+    @property
+    def last_layer(self) -> nn.Linear:
+        return self.blocks[-1].readout[-1]
+
     def atom_energies(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
                       batch: torch.Tensor, num_graphs: int, charge: torch.Tensor, spin: torch.Tensor) -> torch.Tensor:
         r = edge_vec.norm(p=2, dim=-1)

@@ -35,6 +35,10 @@ def from_payload(content: dict, device: str = "cpu"):
             hyperparameters.setdefault("repulsion", None)
         state.setdefault("lone_reference", torch.tensor(False))
     model = build(content["name"], **hyperparameters).to(getattr(torch, content.get("dtype", "float32")))
+    if any(key.startswith("uncertainty.") for key in state):  # a fitted last-layer uncertainty (mlip.nn.llpr)
+        from mlip.nn.llpr import LastLayerUncertainty
+
+        model.uncertainty = LastLayerUncertainty(model.last_layer.in_features)
     model.load_state_dict(state)
     return model.to(device).eval()
 

@@ -150,6 +150,10 @@ class TransIP(Potential):
             h = block(h, pair, index, bias)
         return self.norm(h)
 
+    @property
+    def last_layer(self) -> nn.Linear:
+        return self.energy_head[-1]
+
     def atom_energies(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
                       batch: torch.Tensor, num_graphs: int, charge: torch.Tensor, spin: torch.Tensor) -> torch.Tensor:
         z = self.embeddings(atomic_numbers, edge_index, edge_vec, batch, charge, spin)

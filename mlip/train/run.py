@@ -251,6 +251,9 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
         if logs:
             summary["learning_curve"] = learning_curve(logs, str(run_dir / "learning_curve.png"))
         split = "test" if "test" in datamodule.splits else "val"
+        if cfg.get("last_layer_uncertainty", False) and "val" in datamodule.splits and checkpoints.best_model_path:
+            summary["last_layer_uncertainty"] = store_last_layer_uncertainty(
+                checkpoints.best_model_path, datamodule, model.cutoff, model.max_neighbors)
         if split in datamodule.splits:
             from mlip.loading import load
 
@@ -259,11 +262,42 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
                                     model.max_neighbors)
             summary[f"{split}_metrics"] = error_table(pred, ref)
             summary["parity"] = parity(pred, ref, str(run_dir / f"parity_{split}.png"), title=f"{cfg.name}: {split} split")
+            if "forces_std" in pred:
+                summary[f"{split}_uncertainty"] = uncertainty_summary(
+                    pred, ref, str(run_dir / f"uncertainty_{split}.png"), title=f"{cfg.name}: last layer, {split} split")
             print(format_table(summary[f"{split}_metrics"], f"\n{split} split ({len(datamodule.splits[split])} "
                                                              f"structures), best checkpoint:"))
+            if f"{split}_uncertainty" in summary:
+                print("last-layer " + format_uncertainty(summary[f"{split}_uncertainty"]))
         _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1))
         print(f"run directory: {run_dir}")
     return summary
+
+
+def store_last_layer_uncertainty(checkpoint: str, datamodule, cutoff: float, max_neighbors=None,
+                                 max_structures: int = 5000) -> dict:
+    """Fit the checkpoint's LLPR uncertainty on (at most ``max_structures`` of) the training split,
+    calibrate it on the validation split, and write it into the checkpoint (atomically)."""
+    from mlip.loading import load
+    from mlip.models.file import payload
+    from mlip.uncertainty import attach_last_layer
+
+    model = load(checkpoint)
+    train_split = datamodule.splits["train"]
+    if len(train_split) > max_structures:
+        from torch.utils.data import Subset
+
+        train_split = Subset(train_split, np.linspace(0, len(train_split) - 1, max_structures).astype(int).tolist())
+    batch_size = datamodule.val_batch_size
+    attach_last_layer(model, graph_loader(train_split, cutoff, batch_size, max_neighbors),
+                      graph_loader(datamodule.splits["val"], cutoff, batch_size, max_neighbors))
+    content = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    content["mlip"] = payload(model)
+    tmp = f"{checkpoint}.tmp-{os.getpid()}"
+    torch.save(content, tmp)
+    os.replace(tmp, checkpoint)
+    return {"alpha_forces": float(model.uncertainty.alpha_forces), "alpha_energy": float(model.uncertainty.alpha_energy),
+            "structures": len(train_split)}
 
 
 def train_committee(cfg) -> dict:
@@ -284,7 +318,7 @@ def train_committee(cfg) -> dict:
     _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     members = []
     for k in range(k_members):
-        member_cfg = OmegaConf.merge(cfg, {"ensemble": 1, "seed": int(cfg.seed) + k})
+        member_cfg = OmegaConf.merge(cfg, {"ensemble": 1, "seed": int(cfg.seed) + k, "last_layer_uncertainty": False})
         print(f"\ncommittee member {k + 1}/{k_members} (seed {int(cfg.seed) + k})")
         members.append(train(member_cfg, run_dir=run_dir / f"member-{k}"))
     committee = Committee([load(m["best"] or m["last"]) for m in members])

@@ -1,6 +1,7 @@
 """How far to trust a prediction.
 
     Committee(members)                 K potentials evaluated as one: the mean and its spread
+    attach_last_layer(model, train, val)   one model's own uncertainty (LLPR, mlip.nn.llpr), calibrated
     calibration_factor(std, error)     the one factor that makes predicted and actual errors agree
     uncertainty_report(pred, ref)      rank correlation of predicted std and actual error, calibration
 
@@ -11,5 +12,6 @@ A model with an uncertainty returns, besides energy, forces and stress, ``energy
 
 from mlip.uncertainty.calibration import calibration_factor, uncertainty_report
 from mlip.uncertainty.committee import Committee
+from mlip.uncertainty.last_layer import attach_last_layer
 
-__all__ = ["Committee", "calibration_factor", "uncertainty_report"]
+__all__ = ["Committee", "attach_last_layer", "calibration_factor", "uncertainty_report"]

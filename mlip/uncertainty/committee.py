@@ -61,7 +61,9 @@ class Committee(nn.Module):
         outs = [member(data, compute_forces=compute_forces, compute_stress=compute_stress) for member in self.members]
         result: Dict[str, torch.Tensor] = {}
         factor = self.calibration
-        for key in outs[0]:
+        for key in ("energy", "forces", "stress"):  # members' own uncertainties (if any) are not averaged
+            if key not in outs[0]:
+                continue
             stack = torch.stack([o[key] for o in outs])
             result[key] = stack.mean(0)
             spread = stack.std(0, correction=1) * factor.to(stack.dtype)

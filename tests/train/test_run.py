@@ -182,3 +182,16 @@ def test_ensemble_trains_a_calibrated_committee(tmp_path, data_dir, monkeypatch)
     result = evaluate(str(run_dir / "committee.pt"), compose(overrides))
     assert Path(result["uncertainty"]["plot"]).exists()
     assert result["uncertainty"]["spearman_atoms"] == pytest.approx(summary["test_uncertainty"]["spearman_atoms"])
+
+
+def test_best_checkpoint_carries_a_calibrated_last_layer_uncertainty(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    overrides = [o for o in TINY if o != "data.test=null"] + ["trainer.max_epochs=1", "data.val_fraction=0.25"]
+    summary = train(compose(overrides + [f"run_dir={tmp_path}"]))
+    model = mlip.load(summary["best"])
+    assert model.provides_uncertainty
+    assert float(model.uncertainty.alpha_forces) == pytest.approx(summary["last_layer_uncertainty"]["alpha_forces"])
+    assert np.isfinite(summary["test_uncertainty"]["spearman_structures"])
+    assert (Path(summary["run_dir"]) / "uncertainty_test.png").exists()
+    without = train(compose(overrides + [f"run_dir={tmp_path / 'no'}", "last_layer_uncertainty=false"]))
+    assert not mlip.load(without["best"]).provides_uncertainty and "test_uncertainty" not in without
