@@ -147,12 +147,10 @@ class Potential(nn.Module):
         self.scale.fill_(float(scale))
         self.shift.fill_(float(shift))
 
-    def lone_atom_energies(self, species: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(119,) e_lone: the architecture's per-atom output for one atom of each element in ``species``
-        (default: every known element) with no neighbours (neutral, spin multiplicity 1), before
-        scale; 0 for the other elements."""
-        if species is None:
-            species = self.known_species.nonzero().flatten()
+    def lone_atom_energies(self) -> torch.Tensor:
+        """(119,) e_lone: the architecture's per-atom output for one atom of each known element with no
+        neighbours (neutral, spin multiplicity 1), before scale; 0 for the other elements."""
+        species = self.known_species.nonzero().flatten()
         count = species.shape[0]
         dtype = self.reference_energies.dtype
         device = species.device
