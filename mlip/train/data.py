@@ -62,7 +62,9 @@ class AtomicDataModule(L.LightningDataModule):
     Splits, in order of precedence: separate files (``val``, ``test``); index files
     (``train_indices`` / ``val_indices`` / ``test_indices``: one integer per line, or an npz with
     train_idx/val_idx/test_idx); else ``val_fraction`` / ``test_fraction`` of ``train`` drawn with
-    ``split_seed``. ``train_size`` caps the training split (after the split).
+    ``split_seed``. ``train_size`` caps the training split (after the split). ``bootstrap_seed``:
+    the training split becomes a bootstrap resample of itself (same size, drawn with replacement with
+    this seed; a committee member's data, ``ensemble_bootstrap``); validation and test stay as they are.
 
     Args:
         train, val, test: dataset paths (any format :func:`mlip.data.open_dataset` reads).
@@ -79,7 +81,7 @@ class AtomicDataModule(L.LightningDataModule):
                  test_indices: Optional[str] = None, val_fraction: float = 0.05, test_fraction: float = 0.0,
                  train_size: Optional[int] = None, split_seed: int = 0, batch_size: int = 8,
                  val_batch_size: Optional[int] = None, num_workers: int = 0, max_statistics_frames: int = 20000,
-                 augment_rotations: bool = False):
+                 augment_rotations: bool = False, bootstrap_seed: Optional[int] = None):
         super().__init__()
         self.paths = {"train": train, "val": val, "test": test}
         self.index_files = {"train": train_indices, "val": val_indices, "test": test_indices}
@@ -92,6 +94,7 @@ class AtomicDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.max_statistics_frames = max_statistics_frames
         self.augment_rotations = bool(augment_rotations)
+        self.bootstrap_seed = bootstrap_seed
         self.cutoff: Optional[float] = None
         self.max_neighbors: Optional[int] = None
         self.splits: dict = {}
@@ -125,6 +128,8 @@ class AtomicDataModule(L.LightningDataModule):
                 idx = np.sort(drawn[which]) if which != "train" else drawn[which]
             if which == "train" and self.train_size is not None:
                 idx = idx[: self.train_size]
+            if which == "train" and self.bootstrap_seed is not None:
+                idx = np.asarray(idx)[np.random.default_rng(self.bootstrap_seed).integers(0, len(idx), len(idx))]
             if len(idx):
                 self.splits[which] = IndexedFrames(base, idx)
         if "train" not in self.splits:

@@ -304,23 +304,49 @@ def train_committee(cfg) -> dict:
     """K members (seeds seed, seed+1, ...) trained one after another into member-k/ of one run
     directory, then committee.pt: their Committee with its spread calibrated on the validation split
     (one factor: predicted and actual per-atom force errors agree in RMS), tested on the test split
-    with the uncertainty's rank correlation and a calibration plot."""
+    with the uncertainty's rank correlation and a calibration plot.
+
+    ``ensemble_bootstrap``: each member trains on its own bootstrap resample of the training split
+    (``data.bootstrap_seed`` = its seed). ``resume=<committee run directory>`` continues an
+    interrupted committee: finished members (member-k/summary.json) are kept, a member with
+    checkpoints/last.ckpt continues from it, the rest are trained."""
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
     from mlip.loading import load
     from mlip.uncertainty import Committee, calibration_factor
 
     k_members = int(cfg.ensemble)
     if cfg.get("resume"):
-        raise ValueError("resume a committee member by its own checkpoint (ensemble=1 resume=.../member-k/...)")
-    run_dir = shared_run_dir(cfg.run_dir, cfg.name)
-    _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        run_dir = Path(cfg.resume).resolve()
+        if not (run_dir / "config.yaml").is_file() or not (run_dir / "member-0").is_dir():
+            raise ValueError(f"resume={cfg.resume}: with ensemble={k_members}, resume takes the committee's run "
+                             "directory (the one holding config.yaml and member-0/, member-1/, ...)")
+    else:
+        run_dir = shared_run_dir(cfg.run_dir, cfg.name)
+        _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     members = []
     for k in range(k_members):
-        member_cfg = OmegaConf.merge(cfg, {"ensemble": 1, "seed": int(cfg.seed) + k, "last_layer_uncertainty": False})
-        print(f"\ncommittee member {k + 1}/{k_members} (seed {int(cfg.seed) + k})")
-        members.append(train(member_cfg, run_dir=run_dir / f"member-{k}"))
+        seed = int(cfg.seed) + k
+        member_cfg = OmegaConf.merge(cfg, {"ensemble": 1, "seed": seed, "last_layer_uncertainty": False,
+                                           "resume": None})
+        if cfg.get("ensemble_bootstrap", False):
+            with open_dict(member_cfg):
+                member_cfg.data.bootstrap_seed = seed
+        member_dir = run_dir / f"member-{k}"
+        done, last = member_dir / "summary.json", member_dir / "checkpoints" / "last.ckpt"
+        if done.is_file():
+            print(f"\ncommittee member {k + 1}/{k_members}: finished earlier ({done})")
+            members.append(json.loads(done.read_text()))
+            continue
+        if last.is_file():
+            print(f"\ncommittee member {k + 1}/{k_members} (seed {seed}): continuing from {last}")
+            member_cfg.resume = str(last)
+            members.append(train(member_cfg))
+            continue
+        print(f"\ncommittee member {k + 1}/{k_members} (seed {seed}"
+              + (", bootstrap resample of the training split)" if cfg.get("ensemble_bootstrap", False) else ")"))
+        members.append(train(member_cfg, run_dir=member_dir))
     committee = Committee([load(m["best"] or m["last"]) for m in members])
     datamodule = instantiate(cfg.data)
     splits = datamodule.build_splits()

@@ -10,6 +10,18 @@ def test_fraction_split_is_seeded_disjoint_and_capped(data_dir):
     assert not set(a["train"].indices) & set(a["val"].indices) and not set(a["val"].indices) & set(a["test"].indices)
 
 
+def test_bootstrap_resamples_the_training_split_only(data_dir):
+    path = str(data_dir / "rmd17" / "rmd17_ethanol_train_01.npz")
+    plain = AtomicDataModule(train=path, val_fraction=0.05, train_size=200).build_splits()
+    boot = [AtomicDataModule(train=path, val_fraction=0.05, train_size=200, bootstrap_seed=s).build_splits()
+            for s in (1, 2)]
+    for splits in boot:
+        assert len(splits["train"]) == 200 and set(splits["train"].indices) <= set(plain["train"].indices)
+        assert len(set(splits["train"].indices)) < 150  # drawn with replacement: about 63% distinct
+        assert splits["val"].indices == plain["val"].indices
+    assert boot[0]["train"].indices != boot[1]["train"].indices
+
+
 def test_index_files_and_separate_files(data_dir, tmp_path):
     path = str(data_dir / "rmd17" / "rmd17_ethanol_train_01.npz")
     (tmp_path / "train.csv").write_text("\n".join(map(str, range(10))))

@@ -184,6 +184,29 @@ def test_ensemble_trains_a_calibrated_committee(tmp_path, data_dir, monkeypatch)
     assert result["uncertainty"]["spearman_atoms"] == pytest.approx(summary["test_uncertainty"]["spearman_atoms"])
 
 
+def test_an_interrupted_bootstrap_committee_resumes(tmp_path, data_dir, monkeypatch):
+    """resume=<committee run directory>: a finished member is kept as it is, a member with only
+    last.ckpt continues from it, and committee.pt is written again; members see bootstrap data."""
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    overrides = TINY + ["trainer.max_epochs=1", "ensemble=2", "ensemble_bootstrap=true", "data.val_fraction=0.25",
+                        "last_layer_uncertainty=false"]
+    summary = train(compose(overrides + [f"run_dir={tmp_path}"]))
+    run_dir = Path(summary["run_dir"])
+    for k in range(2):
+        config = (run_dir / f"member-{k}" / "config.yaml").read_text()
+        assert f"bootstrap_seed: {k}" in config
+    kept = (run_dir / "member-0" / "checkpoints" / "best.ckpt").stat().st_mtime_ns
+    (run_dir / "member-1" / "summary.json").unlink()  # member 1 was interrupted after its last checkpoint
+    (run_dir / "committee.pt").unlink()
+    again = train(compose(overrides + [f"resume={run_dir}", "trainer.max_epochs=2"]))
+    assert (run_dir / "member-0" / "checkpoints" / "best.ckpt").stat().st_mtime_ns == kept
+    assert (run_dir / "member-1" / "logs" / "resume-1" / "metrics.csv").is_file()
+    assert json.loads((run_dir / "member-1" / "summary.json").read_text())["epochs"] == 2
+    assert (run_dir / "committee.pt").is_file() and again["run_dir"] == str(run_dir)
+    with pytest.raises(ValueError, match="committee's run directory"):
+        train(compose(overrides + [f"resume={run_dir / 'member-0'}"]))
+
+
 def test_best_checkpoint_carries_a_calibrated_last_layer_uncertainty(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("MLIP_DATA", str(data_dir))
     overrides = [o for o in TINY if o != "data.test=null"] + ["trainer.max_epochs=1", "data.val_fraction=0.25"]
