@@ -24,6 +24,13 @@ class ScriptablePotential(nn.Module):
     num_graphs, charge (B,), spin (B,), compute_forces, compute_stress)``: the same for a batch
     with a neighbour list supplied by the caller (an MD engine), edge vector
     ``pos[target] - pos[source] + cell_shifts @ cell``.
+
+    ``lammps(pos, atomic_numbers, edge_index, nlocal, atom_virials)``: one MPI rank's share in an MD
+    engine's domain decomposition (the LAMMPS pair style ``mlip``, integrations/lammps): owned
+    atoms first, then ghost atoms (periodic images and other ranks' atoms, positions already
+    shifted) out to ``interaction_hops * cutoff``, and the engine's full neighbour list over all of
+    them. Only the owned atoms' energies are summed, so each atom's energy is counted once over
+    all ranks; forces land on owned and ghost atoms (the engine adds ghost forces to their owners).
     """
 
     def __init__(self, model):
@@ -32,6 +39,8 @@ class ScriptablePotential(nn.Module):
         self.cutoff = float(model.cutoff)
         self.max_neighbors = int(model.max_neighbors or 0)
         self.known_species = model.known_species.clone()
+        self.interaction_hops = int(model.interaction_hops)
+        self.direct_forces = bool(model.direct_forces)
 
     @torch.jit.export
     def check_species(self, atomic_numbers: torch.Tensor) -> None:
@@ -70,3 +79,61 @@ class ScriptablePotential(nn.Module):
         return self.compute(pos, atomic_numbers, cell.reshape(1, 3, 3), edge_index, shifts, batch, 1, charges, spins,
                             True, True)
 
+
+    @torch.jit.export
+    def lammps(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, nlocal: int,
+               atom_virials: bool = False) -> Dict[str, torch.Tensor]:
+        """One rank's energies, forces and virials.
+
+        Args:
+            pos (N,3) Å, the ``nlocal`` owned atoms first, then ghosts; atomic_numbers (N,);
+            edge_index (2,E) [source, target] pairs within the cutoff over all N atoms (both
+            directions), edge vector ``pos[target] - pos[source]``; atom_virials: also per atom.
+
+        Returns:
+            "energy" () eV, the sum of the owned atoms' energies; "atom_energies" (nlocal,) eV;
+            "forces" (N,3) eV/Å on owned and ghost atoms; "virial" (6,) eV in LAMMPS's order
+            xx, yy, zz, xy, xz, yz and sign (sum of r ⊗ f, positive when pushing outwards);
+            "atom_virials" (N,6) eV (each edge's share split evenly between its two atoms), or (0,6).
+        """
+        if self.direct_forces:
+            raise ValueError("this model predicts forces directly (not as the gradient of its energy); an MD "
+                             "engine's domain decomposition needs conservative forces")
+        self.check_species(atomic_numbers)
+        dtype = self.model.reference_energies.dtype
+        pos = pos.to(dtype)
+        source, target = edge_index[0], edge_index[1]
+        if self.max_neighbors > 0:
+            distance = (pos[target] - pos[source]).norm(p=2, dim=-1)
+            keep = cap_neighbors(source, target, distance, torch.zeros_like(pos[source], dtype=torch.long),
+                                 self.max_neighbors)
+            edge_index = edge_index[:, keep]
+            source, target = edge_index[0], edge_index[1]
+        vec = (pos[target] - pos[source]).detach().requires_grad_(True)
+        n = atomic_numbers.shape[0]
+        batch = torch.zeros(n, dtype=torch.long, device=pos.device)
+        charge = torch.zeros(1, dtype=torch.long, device=pos.device)
+        spin = torch.ones(1, dtype=torch.long, device=pos.device)
+        e_atom, _ = self.model.total_atom_energies(atomic_numbers, edge_index, vec, batch, 1, charge, spin)
+        e_local = e_atom[:nlocal]
+        energy = e_local.sum()
+        grad = torch.autograd.grad([energy], [vec], allow_unused=True)[0]
+        if grad is None:
+            grad = torch.zeros_like(vec)
+        forces = torch.zeros_like(pos)
+        forces.index_add_(0, target, -grad)
+        forces.index_add_(0, source, grad)
+        # W = sum over atoms of x ⊗ f = -sum over edges of vec ⊗ dE/dvec
+        w = -(vec.detach().unsqueeze(-1) * grad.unsqueeze(-2))
+        w = 0.5 * (w + w.transpose(1, 2))
+        six = torch.stack([w[:, 0, 0], w[:, 1, 1], w[:, 2, 2], w[:, 0, 1], w[:, 0, 2], w[:, 1, 2]], dim=-1)
+        out: Dict[str, torch.Tensor] = {"energy": energy.detach(), "atom_energies": e_local.detach(),
+                                        "forces": forces, "virial": six.sum(0)}
+        if atom_virials:
+            per_atom = torch.zeros(n, 6, dtype=dtype, device=pos.device)
+            per_atom.index_add_(0, source, 0.5 * six)
+            per_atom.index_add_(0, target, 0.5 * six)
+            out["atom_virials"] = per_atom
+        else:
+            out["atom_virials"] = torch.zeros(0, 6, dtype=dtype, device=pos.device)
+        return out

@@ -68,7 +68,7 @@ class Potential(nn.Module):
     """
 
     name = "potential"
-    __jit_unused_properties__ = ["last_layer", "provides_uncertainty"]  # eager-only (LLPR), not scripted
+    __jit_unused_properties__ = ["last_layer", "provides_uncertainty", "interaction_hops"]  # eager-only, not scripted
 
     def __init__(self, cutoff: float, max_neighbors: Optional[int] = None, species=None,
                  repulsion: Optional[str] = "zbl"):
@@ -110,6 +110,13 @@ class Potential(nn.Module):
         """(N,) energies and (N,3) forces (before scale) for architectures with a direct-force head."""
         e = self.atom_energies(atomic_numbers, edge_index, edge_vec, batch, num_graphs, charge, spin)
         return e, torch.zeros(e.shape[0], 3, dtype=e.dtype, device=e.device)
+
+    @property
+    def interaction_hops(self) -> int:
+        """How many edges away an atom's energy can feel other atoms: the message-passing layers,
+        plus one where the input features already gather the neighbours. The physics suite checks
+        it; an MD engine's ghost atoms must reach ``interaction_hops * cutoff`` (mlip lammps-plugin)."""
+        raise NotImplementedError(f"{type(self).__name__} does not state its interaction_hops")
 
     @torch.jit.unused
     def auxiliary_loss(self, batch) -> Optional[torch.Tensor]:
@@ -237,6 +244,48 @@ class Potential(nn.Module):
         last-layer uncertainty); each architecture names its own."""
         raise NotImplementedError(f"{type(self).__name__} does not name its last layer")
 
+    def total_atom_energies(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
+                            batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
+                            spin: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(N,) per-atom energies in eV (scale, shift, reference energies, lone-atom reference and
+        the repulsion prior applied) and (N,3) direct forces (empty unless ``direct_forces``), from
+        the edge vectors (E,3) Å, ``pos[target] - pos[source]`` with any image offset included.
+
+        Atom i's energy depends only on atoms within ``interaction_hops`` edges of it: what an MD
+        engine's domain decomposition relies on (mlip.export.scripted.ScriptablePotential.lammps).
+        """
+        z = atomic_numbers
+        vec = edge_vec
+        dtype = vec.dtype
+        n = z.shape[0]
+        nodes, node_batch, graphs, node_charge, node_spin = z, batch, num_graphs, charge, spin
+        lone_species = z[:0]
+        if self.training:  # e_lone with the current weights: one lone atom per element, as extra graphs
+            lone_species = torch.unique(z)
+            count = lone_species.shape[0]
+            nodes = torch.cat([z, lone_species])
+            node_batch = torch.cat([batch, num_graphs + torch.arange(count, device=z.device)])
+            graphs = num_graphs + count
+            node_charge = torch.cat([charge, charge.new_zeros(count)])
+            node_spin = torch.cat([spin, spin.new_ones(count)])
+        direct = torch.zeros(0, 3, dtype=dtype, device=vec.device)
+        if self.direct_forces:
+            e_all, direct = self.atom_energies_and_forces(nodes, edge_index, vec, node_batch, graphs, node_charge,
+                                                          node_spin)
+            direct = direct[:n]
+        else:
+            e_all = self.atom_energies(nodes, edge_index, vec, node_batch, graphs, node_charge, node_spin)
+        e_atom = e_all[:n]
+        if self.training:
+            lone = torch.zeros_like(self.lone_energies, dtype=e_all.dtype).scatter(0, lone_species, e_all[n:])
+            lone = torch.where(self.lone_reference, lone, torch.zeros_like(lone))
+        else:
+            lone = self.lone_energies
+        e_atom = (e_atom - lone[z]) * self.scale + self.shift + self.reference_energies[z]
+        if self.repulsion is not None:
+            e_atom = e_atom + self.repulsion(z, edge_index, vec)
+        return e_atom, direct
+
     def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
                 cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
                 spin: torch.Tensor, compute_forces: bool = True,
@@ -261,33 +310,7 @@ class Potential(nn.Module):
             pos_used = pos + torch.einsum("ni,nij->nj", pos, sym[batch])
             cell_used = cell + torch.bmm(cell, sym)
         vec = edge_vectors(pos_used, cell_used, edge_index, cell_shifts, batch)
-        n = z.shape[0]
-        nodes, node_batch, graphs, node_charge, node_spin = z, batch, num_graphs, charge, spin
-        lone_species = z[:0]
-        if self.training:  # e_lone with the current weights: one lone atom per element, as extra graphs
-            lone_species = torch.unique(z)
-            count = lone_species.shape[0]
-            nodes = torch.cat([z, lone_species])
-            node_batch = torch.cat([batch, num_graphs + torch.arange(count, device=z.device)])
-            graphs = num_graphs + count
-            node_charge = torch.cat([charge, charge.new_zeros(count)])
-            node_spin = torch.cat([spin, spin.new_ones(count)])
-        direct = torch.zeros(0, 3, dtype=dtype, device=pos.device)
-        if self.direct_forces:
-            e_all, direct = self.atom_energies_and_forces(nodes, edge_index, vec, node_batch, graphs, node_charge,
-                                                          node_spin)
-            direct = direct[:n]
-        else:
-            e_all = self.atom_energies(nodes, edge_index, vec, node_batch, graphs, node_charge, node_spin)
-        e_atom = e_all[:n]
-        if self.training:
-            lone = torch.zeros_like(self.lone_energies, dtype=e_all.dtype).scatter(0, lone_species, e_all[n:])
-            lone = torch.where(self.lone_reference, lone, torch.zeros_like(lone))
-        else:
-            lone = self.lone_energies
-        e_atom = (e_atom - lone[z]) * self.scale + self.shift + self.reference_energies[z]
-        if self.repulsion is not None:
-            e_atom = e_atom + self.repulsion(z, edge_index, vec)
+        e_atom, direct = self.total_atom_energies(z, edge_index, vec, batch, num_graphs, charge, spin)
         energy = scatter_sum(e_atom, batch, num_graphs)
         out: Dict[str, torch.Tensor] = {"energy": energy}
         inputs: List[torch.Tensor] = []

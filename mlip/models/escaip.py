@@ -224,6 +224,10 @@ class EScAIP(Potential):
         return node_out, edge_out, directions, valid
 
     @property
+    def interaction_hops(self) -> int:
+        return len(self.blocks) + 1  # the input features (bond-orientational order) gather the neighbours, then one per block
+
+    @property
     def last_layer(self) -> nn.Linear:
         return self.energy_head[-1]
 

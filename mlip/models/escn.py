@@ -171,6 +171,10 @@ class ESCN(Potential):
         return x
 
     @property
+    def interaction_hops(self) -> int:
+        return len(self.blocks) + 1  # the edge-degree embedding gathers the neighbours, then one per block
+
+    @property
     def last_layer(self) -> nn.Linear:
         return self.readout[-1]
 

@@ -113,6 +113,10 @@ class Facet(Potential):
         nn.init.zeros_(self.blocks[-1].readout[-1].weight)
 
     @property
+    def interaction_hops(self) -> int:
+        return len(self.blocks)  # one per message-passing block
+
+    @property
     def last_layer(self) -> nn.Linear:
         return self.blocks[-1].readout[-1]
 

@@ -151,6 +151,10 @@ class TransIP(Potential):
         return self.norm(h)
 
     @property
+    def interaction_hops(self) -> int:
+        return len(self.blocks) + 1  # the input features (neighbourhood offset, pair tokens) gather the neighbours, then one per block
+
+    @property
     def last_layer(self) -> nn.Linear:
         return self.energy_head[-1]
 

@@ -12,7 +12,7 @@ anywhere (a user's plugin) runs it as mlip's own do:
 Checks: rotation equivariance (1e-8 for ``model.exactly_equivariant`` models, measured otherwise),
 translation and permutation invariance, wrapped against unwrapped positions in periodic cells,
 forces = minus the finite-difference gradient, stress = the strain derivative, extensivity,
-smoothness as a neighbour crosses the cutoff, isolated atoms giving their reference energies,
+smoothness as a neighbour crosses the cutoff, locality (interaction_hops), isolated atoms giving their reference energies,
 far-apart molecules adding up, dimers repulsive at short range (with the ZBL prior),
 batch = one by one, float32 against float64, the ASE calculator giving what the model gives, and
 force training reaching every weight.
@@ -156,6 +156,26 @@ class PotentialTests:
         assert float((inside["forces"] - outside["forces"]).abs().max()) < 1e-6
         # the energy must actually depend on the third atom inside the cutoff
         assert abs(energy(model, dimer_plus(rc - 0.5)) - energy(model, dimer_plus(rc + 0.5))) > 1e-6
+
+    def test_an_atom_feels_exactly_interaction_hops_neighbours_away(self, model):
+        """In a chain whose neighbours are 0.6 cutoff apart (so that atom k is k edges from atom 0),
+        atom 0's energy changes when atom ``interaction_hops`` moves and not when atom
+        ``interaction_hops + 1`` does: the locality an MD engine's domain decomposition relies on
+        (ghost atoms out to interaction_hops x cutoff)."""
+        hops = int(model.interaction_hops)
+        rc = model.cutoff
+        numbers = [(6, 8, 1)[k % 3] for k in range(hops + 3)]
+
+        def atom0(moved: int) -> float:
+            pos = [[0.6 * rc * k, 0.5 if k == moved else 0.0, 0.0] for k in range(len(numbers))]
+            g = collate([build_graph(AtomicData.build(pos=pos, atomic_numbers=numbers), rc, model.max_neighbors)])
+            vec = g.pos[g.edge_index[1]] - g.pos[g.edge_index[0]]
+            e, _ = model.total_atom_energies(g.atomic_numbers, g.edge_index, vec, g.batch, 1, g.charge, g.spin)
+            return float(e[0].detach())
+
+        still = atom0(-1)
+        assert abs(atom0(hops) - still) > 1e-12, f"atom 0 does not feel atom {hops}: interaction_hops overstated"
+        assert abs(atom0(hops + 1) - still) < 1e-14, f"atom 0 feels atom {hops + 1}: interaction_hops understated"
 
     def test_isolated_atoms_give_their_reference_energies(self, model):
         """An atom without neighbours is a valid input (no edges at all) and has exactly its element's

@@ -21,6 +21,10 @@ class PairPotential(Potential):
         self.envelope = PolynomialEnvelope(cutoff)
         self.mlp = nn.Sequential(nn.Linear(num_basis + width, width), nn.SiLU(), nn.Linear(width, 1))
 
+    @property
+    def interaction_hops(self) -> int:
+        return 1  # a pair potential: its energy sees the neighbours only
+
     def atom_energies(self, atomic_numbers, edge_index, edge_vec, batch, num_graphs, charge, spin):
         source, target = edge_index[0], edge_index[1]
         r = edge_vec.norm(dim=-1)
