@@ -243,11 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prepare)
 
+    from mlip.integrations.lammps.build import add_parser as add_lammps_plugin
     from mlip.simulate.commands import add_parsers
     from mlip.verify import add_parser as add_verify
 
     add_parsers(sub)
     add_verify(sub)
+    add_lammps_plugin(sub)
     return parser
 
 

@@ -22,6 +22,10 @@ repo = sys.argv[1]
 assert not mlip.__file__.startswith(repo), f"mlip imported from the checkout: {mlip.__file__}"
 for name in ("configs", "samples"):
     assert str(mlip.resources.shipped(name)).startswith(str(mlip.resources._PACKAGE)), name
+from pathlib import Path
+import mlip.integrations.lammps as lammps_plugin
+for name in ("pair_mlip.cpp", "pair_mlip.h", "plugin.cpp", "CMakeLists.txt"):
+    assert (Path(lammps_plugin.__file__).parent / name).is_file(), f"the wheel lacks the LAMMPS plugin's {name}"
 print(f"check_wheel: mlip {mlip.__version__} from {mlip.__file__}")
 PY
 "$mlip" quickstart --data-only --quiet >"$work/quickstart.log" 2>&1 || { cat "$work/quickstart.log"; exit 1; }

