@@ -1,0 +1,95 @@
+"""mlip potentials inside torch-sim (torch-sim-atomistic): its own model-output validation passes
+for every registered potential, a batch of systems gives what mlip gives one by one, and its
+batched integrators and optimizers run on an mlip model."""
+
+import numpy as np
+import pytest
+import torch
+import torch_sim as ts
+from ase.build import bulk
+from torch_sim.models.interface import validate_model_outputs
+
+from mlip.data import AtomicData
+from mlip.integrations.torch_sim import MLIPModel
+from mlip.models import registered
+from tests.models.structures import STRUCTURES, make
+from tests.simulate.fitted import copper_model
+
+
+@pytest.fixture(scope="module")
+def copper():
+    return copper_model()
+
+
+@pytest.mark.parametrize("name", registered())
+def test_torch_sim_validates_every_potential(name):
+    validate_model_outputs(MLIPModel(make(name), device="cpu"), torch.device("cpu"), torch.float64)
+
+
+def test_a_batch_gives_what_mlip_gives_one_by_one(tmp_path):
+    model = make("facet")
+    structures = [STRUCTURES[name]() for name in ("si2", "triclinic")] + [bulk("Cu", "fcc", a=3.6).repeat(2)]
+    for atoms in structures:
+        atoms.rattle(0.05, seed=3)
+    state = ts.io.atoms_to_state(structures, torch.device("cpu"), torch.float64)
+    out = MLIPModel(model, device="cpu")(state)
+    start = 0
+    for k, atoms in enumerate(structures):
+        ref = model(AtomicData.from_ase(atoms))
+        n = len(atoms)
+        assert float(out["energy"][k]) == pytest.approx(float(ref["energy"][0].detach()), rel=1e-12)
+        np.testing.assert_allclose(out["forces"][start:start + n].numpy(), ref["forces"].detach().numpy(),
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(out["stress"][k].numpy(), ref["stress"][0].detach().numpy(), rtol=1e-9, atol=1e-12)
+        start += n
+    # an exported file behind the same interface gives the same numbers
+    from mlip.export import export
+
+    exported = MLIPModel(str(export(model.eval(), tmp_path / "model.pt", "torchscript")), device="cpu")(state)
+    torch.testing.assert_close(exported["energy"], out["energy"], rtol=1e-10, atol=0)
+    torch.testing.assert_close(exported["forces"], out["forces"], rtol=1e-8, atol=1e-10)
+
+
+def test_batched_nve_conserves_each_systems_energy(copper):
+    """Two copper cells at different densities advance together in torch-sim's velocity Verlet
+    (2 fs, 300 K, 150 steps); each keeps its total energy to 1 meV/atom."""
+    systems = [bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2), bulk("Cu", "fcc", a=3.55, cubic=True).repeat(2)]
+    model = MLIPModel(copper, device="cpu")
+    state = ts.io.atoms_to_state(systems, torch.device("cpu"), torch.float64)
+    kT = torch.tensor(300.0 * ts.units.MetalUnits.temperature)
+    init, update = ts.nve(model=model, dt=torch.tensor(0.002), kT=kT, seed=1)
+    state = init(state)
+
+    def total():
+        kinetic = ts.calc_kinetic_energy(momenta=state.momenta, masses=state.masses, system_idx=state.system_idx)
+        return (state.energy + kinetic).numpy().copy()
+
+    start = total()
+    drift = np.zeros(2)
+    for _ in range(150):
+        state = update(state)
+        drift = np.maximum(drift, np.abs(total() - start))
+    kinetic = ts.calc_kinetic_energy(momenta=state.momenta, masses=state.masses, system_idx=state.system_idx)
+    assert (kinetic > 0).all()
+    assert (drift / 32 < 1e-3).all(), drift
+
+
+def test_batched_cell_relaxation_reaches_the_models_lattice_constant(copper):
+    """torch-sim's unit-cell FIRE relaxes a compressed and a stretched copper cell together to the
+    model's own equilibrium, the one mlip's ASE path finds."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS
+
+    from mlip.calculator import MLIPCalculator
+
+    systems = [bulk("Cu", "fcc", a=3.45, cubic=True), bulk("Cu", "fcc", a=3.75, cubic=True)]
+    model = MLIPModel(copper, device="cpu")
+    final = ts.optimize(system=systems, model=model, optimizer=ts.unit_cell_fire, max_steps=1000,
+                        convergence_fn=ts.generate_force_convergence_fn(force_tol=1e-3, include_cell_forces=True))
+    lengths = torch.linalg.norm(final.row_vector_cell, dim=-1)  # (2, 3)
+    reference = systems[0].copy()
+    reference.calc = MLIPCalculator(copper)
+    BFGS(FrechetCellFilter(reference), logfile=None).run(fmax=1e-4, steps=300)
+    a = float(np.linalg.norm(reference.cell[0]))
+    assert 3.5 < a < 3.7
+    np.testing.assert_allclose(lengths.numpy(), a, atol=2e-3)
