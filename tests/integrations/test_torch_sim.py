@@ -48,6 +48,21 @@ def test_a_batch_gives_what_mlip_gives_one_by_one(tmp_path):
     exported = MLIPModel(str(export(model.eval(), tmp_path / "model.pt", "torchscript")), device="cpu")(state)
     torch.testing.assert_close(exported["energy"], out["energy"], rtol=1e-10, atol=0)
     torch.testing.assert_close(exported["forces"], out["forces"], rtol=1e-8, atol=1e-10)
+    # a committee passes its spread through, per atom in torch-sim's atom order
+    from mlip.uncertainty import Committee
+
+    other = make("facet")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    committee = Committee([model, other])
+    spread = MLIPModel(committee, device="cpu")(state)
+    assert spread["energy_std"].shape == (3,) and spread["forces_std"].shape == (state.n_atoms,)
+    last = structures[-1]
+    expected = committee(AtomicData.from_ase(last))["forces_std"].detach()
+    assert float(expected.min()) > 0
+    torch.testing.assert_close(spread["forces_std"][-len(last):], expected, rtol=1e-9, atol=1e-12)
 
 
 def test_batched_nve_conserves_each_systems_energy(copper):
