@@ -52,7 +52,11 @@ def lammps_ready(atoms):
     return atoms
 
 
-def write_data(atoms, path: Path, species: list) -> None:
+def write_data(atoms, path: Path, species: list, velocities: bool = False) -> None:
+    """A LAMMPS data file (atom_style atomic) of ``atoms`` in LAMMPS's orientation; with
+    ``velocities``, ASE's velocities in Å/ps (metal units)."""
+    from ase import units
+
     c = np.asarray(atoms.cell)
     lines = ["mlip test structure", "", f"{len(atoms)} atoms", f"{len(species)} atom types", "",
              f"0 {c[0, 0]:.17g} xlo xhi", f"0 {c[1, 1]:.17g} ylo yhi", f"0 {c[2, 2]:.17g} zlo zhi",
@@ -61,14 +65,17 @@ def write_data(atoms, path: Path, species: list) -> None:
     lines += ["", "Atoms # atomic", ""]
     lines += [f"{i + 1} {species.index(s) + 1} {x:.17g} {y:.17g} {z:.17g}"
               for i, (s, (x, y, z)) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions))]
+    if velocities:
+        v = atoms.get_velocities() * 1000 * units.fs  # Å per ASE time unit -> Å/ps
+        lines += ["", "Velocities", ""] + [f"{i + 1} {a:.17g} {b:.17g} {w:.17g}" for i, (a, b, w) in enumerate(v)]
     path.write_text("\n".join(lines) + "\n")
 
 
 def run_lammps(workdir: Path, plugin: Path, model: Path, species: list, ranks: int = 1, body: str = "run 0",
-               check: bool = True) -> subprocess.CompletedProcess:
+               check: bool = True, boundary: str = "p p p") -> subprocess.CompletedProcess:
     script = f"""units metal
 atom_style atomic
-boundary p p p
+boundary {boundary}
 atom_modify map yes
 read_data data.lmp
 plugin load {plugin}
@@ -142,6 +149,8 @@ def test_lammps_gives_the_model_on_1_2_and_4_ranks(name, plugin, tmp_path):
         np.testing.assert_allclose(-dump[:, 5:11] / NKTV2P, atom_virial, rtol=1e-8, atol=1e-9,
                                    err_msg=f"per-atom virials, {ranks} ranks")
         assert dump[:, 4].sum() == pytest.approx(energy, rel=1e-12)
+        # per-atom virials add up to the global virial (stress/atom is -virial in bar Å^3)
+        np.testing.assert_allclose(-dump[:, 5:11].sum(0) / atoms.get_volume(), row[3:9], rtol=1e-8, atol=1e-6)
 
 
 def test_md_on_two_ranks_follows_one_rank_and_conserves_energy(plugin, tmp_path):
@@ -189,3 +198,66 @@ def test_clear_errors(plugin, tmp_path):
     run = subprocess.run([str(lammps_executable()), "-in", "in.lmp"], cwd=tmp_path, capture_output=True, text=True,
                          env=runtime_environment())
     assert run.returncode != 0 and "requires units metal" in run.stdout
+
+
+def ethanol_start(temperature: float = 300.0, seed: int = 0):
+    """Ethanol in a 24 Å box (non-periodic for mlip), with Maxwell-Boltzmann velocities, no net
+    momentum and no rotation."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+
+    atoms = STRUCTURES["ethanol"]()
+    atoms.positions += 12.0 - atoms.positions.mean(0)
+    atoms.set_cell(np.eye(3) * 24.0)
+    atoms.pbc = False
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    return atoms
+
+
+@pytest.mark.parametrize("name", ["facet", "escn"])
+def test_a_molecule_in_a_box_equals_the_calculator(name, plugin, tmp_path):
+    from mlip.calculator import MLIPCalculator
+
+    model = model_for(name)
+    path = export(model, tmp_path / "model.pt", "torchscript")
+    atoms = ethanol_start()
+    species = sorted(set(atoms.get_chemical_symbols()))
+    write_data(atoms, tmp_path / "data.lmp", species)
+    body = "dump d all custom 1 out.dump id fx fy fz\ndump_modify d sort id format float %.17g\nrun 0"
+    run = run_lammps(tmp_path, plugin, path, species, body=body, boundary="f f f")
+    atoms.calc = MLIPCalculator(model)
+    assert thermo(run.stdout)[0][1] == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+    dump = np.loadtxt(tmp_path / "out.dump", skiprows=9)
+    np.testing.assert_allclose(dump[:, 1:4], atoms.get_forces(), rtol=1e-9, atol=1e-10)
+
+
+def test_1000_nve_steps_conserve_energy_as_mlip_md_does(plugin, tmp_path):
+    """The same start (ethanol, 300 K velocities, a Facet fitted to rMD17 ethanol) in LAMMPS's
+    fix nve and in mlip md's NVE, 1000
+    steps of 0.5 fs: LAMMPS's total energy wanders no more than mlip md's (1.5x, or 0.1 meV/atom)."""
+    import csv
+
+    from mlip.calculator import MLIPCalculator
+    from mlip.simulate.md import run_md
+    from tests.simulate.fitted import ethanol_model
+
+    model = ethanol_model()  # fitted to rMD17 ethanol: a molecule that holds together at 300 K
+    path = export(model, tmp_path / "model.pt", "torchscript")
+    atoms = ethanol_start()
+    species = sorted(set(atoms.get_chemical_symbols()))
+    write_data(atoms, tmp_path / "data.lmp", species, velocities=True)
+    body = "timestep 0.0005\nfix 1 all nve\nthermo 10\nrun 1000"
+    lammps_total = np.array(thermo(run_lammps(tmp_path, plugin, path, species, body=body,
+                                              boundary="f f f").stdout))[:, 9]
+    run_md(atoms.copy(), MLIPCalculator(model), ensemble="nve", timestep=0.5, steps=1000, init_velocities=False,
+           out_dir=tmp_path / "md", log_interval=10, progress=False)
+    with open(tmp_path / "md" / "md.csv") as f:
+        rows = list(csv.DictReader(f))
+    mlip_total = np.array([float(r["etot_eV"]) for r in rows])
+    assert len(lammps_total) == 101 and len(mlip_total) >= 100
+    assert lammps_total[0] == pytest.approx(mlip_total[0], abs=1e-6)  # the same start, the same energy
+    wander = {"lammps": np.abs(lammps_total - lammps_total[0]).max(), "mlip": np.abs(mlip_total - mlip_total[0]).max()}
+    print(f"total energy wanders by {wander['lammps'] * 1000:.3f} meV in LAMMPS, {wander['mlip'] * 1000:.3f} meV in "
+          "mlip md")
+    assert wander["lammps"] <= max(1.5 * wander["mlip"], 1e-4 * len(atoms)), wander

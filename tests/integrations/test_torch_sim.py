@@ -108,3 +108,51 @@ def test_batched_cell_relaxation_reaches_the_models_lattice_constant(copper):
     a = float(np.linalg.norm(reference.cell[0]))
     assert 3.5 < a < 3.7
     np.testing.assert_allclose(lengths.numpy(), a, atol=2e-3)
+
+
+def eight_structures():
+    """Eight different periodic systems (torch-sim holds one pbc flag for a batch): molecules in
+    boxes, bulk crystals of several elements and cell shapes, a slab with vacuum."""
+    from ase.build import fcc111, molecule
+
+    def boxed(atoms, size):
+        atoms = atoms.copy()
+        atoms.set_cell(np.eye(3) * size)
+        atoms.center()
+        atoms.pbc = True
+        return atoms
+
+    slab = fcc111("Cu", size=(2, 2, 3), vacuum=6.0)
+    slab.pbc = True
+    structures = [STRUCTURES["si2"](), STRUCTURES["triclinic"](), bulk("Cu", "fcc", a=3.6).repeat(2),
+                  bulk("Si", "diamond", a=5.43, cubic=True), boxed(STRUCTURES["ethanol"](), 14.0),
+                  boxed(molecule("H2O"), 10.0), bulk("NaCl", "rocksalt", a=5.64), slab]
+    for k, atoms in enumerate(structures):
+        atoms.rattle(0.03, seed=k)
+    return structures
+
+
+def test_batched_nvt_of_eight_structures_starts_from_the_calculators_numbers():
+    """torch-sim's Langevin NVT advances eight different systems in one batch; its first step's
+    energies and forces are MLIPCalculator's, system by system."""
+    from mlip.calculator import MLIPCalculator
+
+    model = make("facet")
+    structures = eight_structures()
+    state = ts.io.atoms_to_state(structures, torch.device("cpu"), torch.float64)
+    kT = torch.tensor(300.0 * ts.units.MetalUnits.temperature)
+    init, update = ts.nvt_langevin(model=MLIPModel(model, device="cpu"), dt=torch.tensor(0.0005), kT=kT, seed=2)
+    state = init(state)
+    start = 0
+    for k, atoms in enumerate(structures):
+        atoms.calc = MLIPCalculator(model)
+        n = len(atoms)
+        assert float(state.energy[k]) == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+        np.testing.assert_allclose(state.forces[start:start + n].numpy(), atoms.get_forces(), rtol=1e-9, atol=1e-12)
+        start += n
+    first = state.positions.clone()
+    for _ in range(20):
+        state = update(state)
+    assert torch.isfinite(state.energy).all() and state.energy.shape == (8,)
+    moved = torch.linalg.norm(state.positions - first, dim=-1)
+    assert float(moved.min()) > 0
