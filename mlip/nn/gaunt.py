@@ -1,0 +1,245 @@
+"""Gaunt tensor products: products of spherical-harmonic features as products of functions on the
+sphere, computed in a 2D Fourier basis (Luo, Chen & Krishnapriyan, "Enabling Efficient Equivariant
+Operations in the Fourier Basis via Gaunt Tensor Products", ICLR 2024).
+
+A feature x with coefficients x_lm (l <= L, this project's real harmonics: mlip.nn.spherical_harmonics)
+is the function f(r) = sum_lm x_lm Y_lm(r) on the sphere. Written in the angles of
+r = (sin θ cos φ, sin θ sin φ, cos θ), every Y_lm is a trigonometric polynomial of degree <= l in
+θ and in φ (a homogeneous polynomial of degree l in x, y, z), so
+
+    f(θ, φ) = sum_{|u|,|v| <= L} F_uv exp(i(uθ + vφ)),   F_uv non-zero only for |v| = |m| of some x_lm.
+
+The Gaunt product of x and y, out_c = mean over the sphere of (f_x f_y Y_c) for every c up to the
+output degree, is then (1) the sparse conversions x -> F (O(L^3): Y_lm only has v = ±m), (2) the 2D
+convolution of the two coefficient grids (by FFT, O(L^2 log L), or directly for small L), (3) the
+projection back onto Y_c, again sparse in v. Every conversion matrix is computed once, exactly
+(the Fourier coefficients of Y_lm from a 2D DFT of 2L+1 samples per angle, the projection from the
+closed-form integrals of exp(ikθ) sin θ over [0, π]).
+
+It equals the Clebsch-Gordan product with Gaunt coefficients (mlip.nn.so3's quadrature): every
+path (l1, l2, l3) with l1 + l2 + l3 even, each with the fixed weight the Gaunt integral gives it.
+What it cannot express: the odd paths (l1 + l2 + l3 odd, such as the cross product 1 x 1 -> 1), whose
+coupling is antisymmetric and vanishes for a product of functions; and a free weight per path (the
+weights come per degree, on the inputs and the output).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import List
+
+import numpy as np
+import torch
+
+from mlip.nn.constants import ExactBuffers
+from mlip.nn.spherical_harmonics import spherical_harmonics
+
+
+@functools.lru_cache(maxsize=None)
+def harmonics_fourier(lmax: int) -> np.ndarray:
+    """(S, 2L+1, 2L+1) complex: F[a, u+L, v+L], the 2D Fourier coefficients of Y_a(θ, φ), exact
+    (a 2D DFT of the harmonics sampled at 2L+1 equally spaced θ and φ over the full circle)."""
+    n = 2 * lmax + 1
+    t = 2 * np.pi * np.arange(n) / n
+    theta, phi = np.meshgrid(t, t, indexing="ij")
+    vec = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=-1)
+    y = spherical_harmonics(lmax, torch.from_numpy(vec), normalize=False).numpy()  # (n, n, S)
+    f = np.fft.fft2(y, axes=(0, 1)) / n**2  # frequency (u, v) at [u mod n, v mod n]
+    freq = np.arange(-lmax, lmax + 1) % n
+    out = f[freq][:, freq]  # (2L+1, 2L+1, S)
+    out[np.abs(out) < 1e-13] = 0.0
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def _theta_integral(k: np.ndarray) -> np.ndarray:
+    """∫_0^π exp(ikθ) sin θ dθ for integer k: (1 + (-1)^k) / (1 - k^2), and ±iπ/2 at k = ±1."""
+    k = np.asarray(k)
+    out = np.zeros(k.shape, dtype=complex)
+    regular = np.abs(k) != 1
+    kr = k[regular].astype(float)
+    out[regular] = (1 + (-1.0) ** np.abs(k[regular])) / (1 - kr**2)
+    out[k == 1] = 1j * np.pi / 2
+    out[k == -1] = -1j * np.pi / 2
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def fourier_projection(lmax_out: int, lmax_in: int) -> np.ndarray:
+    """(S_out, 2L+1, 2L+1) complex P, L = lmax_in: P[c, u+L, v+L] = mean over the sphere of
+    exp(i(uθ + vφ)) Y_c, so that out_c = Re sum_uv F_uv P[c, u, v] projects a function given by its
+    Fourier coefficients F onto the harmonics (exact: Y_c's own coefficients and closed-form θ
+    integrals)."""
+    yhat = harmonics_fourier(lmax_out)  # (S_out, 2Lo+1, 2Lo+1)
+    lo = lmax_out
+    u = np.arange(-lmax_in, lmax_in + 1)
+    u_prime = np.arange(-lo, lo + 1)
+    j = _theta_integral(u[:, None] + u_prime[None, :])  # (2L+1, 2Lo+1)
+    proj = np.zeros((yhat.shape[0], 2 * lmax_in + 1, 2 * lmax_in + 1), dtype=complex)
+    for v in range(-min(lo, lmax_in), min(lo, lmax_in) + 1):
+        # mean = 1/(4π) · 2π δ(v + v') · Σ_u' ŷ[u', v'] J(u + u')
+        proj[:, :, v + lmax_in] = 0.5 * yhat[:, :, -v + lo] @ j.T
+    proj[np.abs(proj) < 1e-13] = 0.0
+    return proj
+
+
+def _by_order(lmax: int) -> List[List[int]]:
+    """Coefficient indices grouped by |m|: entry k lists (l, ±k) for l = k..lmax."""
+    groups: List[List[int]] = [[] for _ in range(lmax + 1)]
+    for l in range(lmax + 1):
+        for m in range(-l, l + 1):
+            groups[abs(m)].append(l * l + l + m)
+    return groups
+
+
+class ToFourier(ExactBuffers):
+    """(..., (L+1)^2) real coefficients -> (..., 2L+1, 2L+1) complex 2D Fourier coefficients [u, v],
+    by one small product per |m| (Y_lm only has v = ±m): O(L^3)."""
+
+    def __init__(self, lmax: int):
+        super().__init__()
+        self.lmax = lmax
+        yhat = harmonics_fourier(lmax)
+        self.groups = _by_order(lmax)
+        for k, rows in enumerate(self.groups):
+            cols = [lmax - k, lmax + k] if k > 0 else [lmax]
+            block = torch.from_numpy(yhat[rows][:, :, cols])  # (n_k, 2L+1, 1 or 2)
+            self.register_exact(f"re_{k}", block.real.contiguous())
+            self.register_exact(f"im_{k}", block.imag.contiguous())
+            self.register_buffer(f"rows_{k}", torch.tensor(rows, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lmax = self.lmax
+        columns: List[torch.Tensor] = [x.new_zeros(0)] * (2 * lmax + 1)
+        for k in range(lmax + 1):
+            xk = x[..., getattr(self, f"rows_{k}")]
+            re = torch.einsum("...a,auw->...uw", xk, getattr(self, f"re_{k}"))
+            im = torch.einsum("...a,auw->...uw", xk, getattr(self, f"im_{k}"))
+            block = torch.complex(re, im)
+            if k == 0:
+                columns[lmax] = block[..., 0]
+            else:
+                columns[lmax - k], columns[lmax + k] = block[..., 0], block[..., 1]
+        return torch.stack(columns, dim=-1)
+
+
+class FromFourier(ExactBuffers):
+    """(..., 2L+1, 2L+1) complex Fourier coefficients of a function -> (..., (Lo+1)^2) real
+    coefficients of its projection onto the harmonics up to Lo (sparse in v: O(L^2 Lo))."""
+
+    def __init__(self, lmax_out: int, lmax_in: int):
+        super().__init__()
+        self.lmax_out, self.lmax_in = lmax_out, lmax_in
+        proj = fourier_projection(lmax_out, lmax_in)
+        self.groups = _by_order(lmax_out)
+        order = []
+        for k, rows in enumerate(self.groups):
+            order += rows
+            cols = [lmax_in - k, lmax_in + k] if k > 0 else [lmax_in]
+            block = torch.from_numpy(proj[rows][:, :, cols])  # (n_k, 2L+1, 1 or 2)
+            self.register_exact(f"re_{k}", block.real.contiguous())
+            self.register_exact(f"im_{k}", block.imag.contiguous())
+        self.register_buffer("inverse", torch.argsort(torch.tensor(order)), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        lmax_in = self.lmax_in
+        parts: List[torch.Tensor] = []
+        for k in range(len(self.groups)):
+            cols = [lmax_in - k, lmax_in + k] if k > 0 else [lmax_in]
+            zk = z[..., cols]  # (..., 2L+1, 1 or 2)
+            # Re(z P) = Re z Re P - Im z Im P
+            parts.append(torch.einsum("...uw,cuw->...c", zk.real, getattr(self, f"re_{k}"))
+                         - torch.einsum("...uw,cuw->...c", zk.imag, getattr(self, f"im_{k}")))
+        return torch.cat(parts, dim=-1)[..., self.inverse]
+
+
+def convolve2d(a: torch.Tensor, b: torch.Tensor, method: str = "fft") -> torch.Tensor:
+    """Full 2D convolution of complex grids over the last two dims (..., n1, n1) * (..., n2, n2)
+    -> (..., n1 + n2 - 1, same); "fft" (O(n^2 log n)) or "direct" (O(n1^2 n2^2), fewer launches
+    for small grids)."""
+    n1, n2 = a.shape[-1], b.shape[-1]
+    n = n1 + n2 - 1
+    if method == "fft":
+        return torch.fft.ifft2(torch.fft.fft2(a, s=(n, n)) * torch.fft.fft2(b, s=(n, n)))
+    if method != "direct":
+        raise ValueError(f"convolution method must be 'fft' or 'direct', got {method!r}")
+    if n1 < n2:
+        a, b, n1, n2 = b, a, n2, n1
+    shape = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = torch.zeros(*shape, n, n, dtype=torch.promote_types(a.dtype, b.dtype), device=a.device)
+    for i in range(n2):
+        for j in range(n2):  # shift a by each of b's (smaller) entries
+            out[..., i:i + n1, j:j + n1] = out[..., i:i + n1, j:j + n1] + a * b[..., i, j, None, None]
+    return out
+
+
+class GauntProduct(torch.nn.Module):
+    """forward(x (..., (L1+1)^2), y (..., (L2+1)^2)) -> (..., (Lo+1)^2): the channel-wise (any
+    leading dims, broadcast) Gaunt product out_c = mean over the sphere of f_x f_y Y_c.
+
+    ``method``: "fft" or "direct" 2D convolution; "auto" takes "direct" while L1 + L2 <= 4 (fewer
+    kernel launches; the FFT wins above, measured in scripts/bench_gaunt.py).
+    """
+
+    def __init__(self, lmax1: int, lmax2: int, lmax_out: int, method: str = "auto"):
+        super().__init__()
+        if method not in ("auto", "fft", "direct"):
+            raise ValueError(f"method must be 'auto', 'fft' or 'direct', got {method!r}")
+        self.lmax1, self.lmax2, self.lmax_out = lmax1, lmax2, lmax_out
+        self.method = ("direct" if lmax1 + lmax2 <= 4 else "fft") if method == "auto" else method
+        self.first = ToFourier(lmax1)
+        self.second = self.first if lmax2 == lmax1 else ToFourier(lmax2)
+        self.back = FromFourier(lmax_out, lmax1 + lmax2)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.back(convolve2d(self.first(x), self.second(y), self.method))
+
+
+class GauntPower(torch.nn.Module):
+    """forward(x (..., (L+1)^2)) -> (..., nu, (Lo+1)^2): the projections of f_x^2, ..., f_x^nu onto
+    the harmonics up to Lo: a node's many-body features of body order up to nu + 1 (MACE's
+    correlation nu), by repeated Gaunt products. Each power's function is evaluated on one uniform
+    (θ, φ) grid fine enough for f^nu (2 nu L + 1 points per angle), raised pointwise, and brought
+    back by FFT: exact, one grid for every power."""
+
+    def __init__(self, lmax: int, correlation: int, lmax_out: int):
+        super().__init__()
+        if correlation < 2:
+            raise ValueError(f"correlation must be >= 2, got {correlation}")
+        self.lmax, self.correlation, self.lmax_out = lmax, correlation, lmax_out
+        self.top = correlation * lmax
+        self.to_fourier = ToFourier(lmax)
+        self.back = FromFourier(lmax_out, self.top)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = 2 * self.top + 1
+        coefficients = self.to_fourier(x)  # (..., 2L+1, 2L+1), frequency u at index u + L
+        # values on the grid θ_j = φ_j = 2πj/n: the inverse DFT of the coefficients, centred
+        pad = self.top - self.lmax
+        grid = torch.fft.ifft2(torch.fft.ifftshift(torch.nn.functional.pad(coefficients, (pad, pad, pad, pad)),
+                                                   dim=(-2, -1))) * (n * n)
+        outputs: List[torch.Tensor] = []
+        power = grid
+        for _ in range(2, self.correlation + 1):
+            power = power * grid
+            spectrum = torch.fft.fftshift(torch.fft.fft2(power), dim=(-2, -1)) / (n * n)
+            outputs.append(self.back(spectrum))
+        return torch.stack(outputs, dim=-2)
+
+
+def gaunt_reference(lmax1: int, lmax2: int, lmax_out: int) -> torch.Tensor:
+    """(S1, S2, S_out) float64: the Gaunt coefficients mean(Y_a Y_b Y_c) by exact sphere quadrature
+    (mlip.nn.so3), the reference the Fourier route must reproduce."""
+    from mlip.nn.so3 import _gaunt_numpy
+
+    s1, s2, so = ((l + 1) ** 2 for l in (lmax1, lmax2, lmax_out))
+    table = np.zeros((s1, s2, so))
+    for l1 in range(lmax1 + 1):
+        for l2 in range(lmax2 + 1):
+            for l3 in range(lmax_out + 1):
+                table[l1 * l1:(l1 + 1) ** 2, l2 * l2:(l2 + 1) ** 2, l3 * l3:(l3 + 1) ** 2] = _gaunt_numpy(l1, l2, l3)
+    return torch.from_numpy(table)
+
+
+__all__ = ["GauntProduct", "GauntPower", "ToFourier", "FromFourier", "convolve2d", "gaunt_reference",
+           "harmonics_fourier", "fourier_projection"]
