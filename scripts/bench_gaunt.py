@@ -138,8 +138,8 @@ def main() -> None:
         if m in rows and "gaunt-fft" in rows:
             common = min(len(rows[m]), len(rows["gaunt-fft"]))
             r, g = rows[m][common - 1], rows["gaunt-fft"][common - 1]
-            print(f"at L={r['lmax']}: gaunt-fft {r['seconds'] / g['seconds']:.1f}x faster than {m}, "
-                  f"{r['peak_mb'] / max(g['peak_mb'], 1e-3):.1f}x its memory")
+            print(f"at L={r['lmax']}: {m} takes {r['seconds'] / g['seconds']:.2f}x gaunt-fft's time and "
+                  f"{r['peak_mb'] / max(g['peak_mb'], 1e-3):.2f}x its peak memory")
 
 
 if __name__ == "__main__":

@@ -25,20 +25,23 @@ from torch import nn
 
 from mlip.models import register
 from mlip.models.base import NUM_ELEMENTS, Potential
-from mlip.nn import (ChargeSpinEmbedding, EdgeTensorProduct, GridProductMLP, SO3Linear, SO3RMSNorm, SplineRadial,
-                     scatter_sum, spherical_harmonics)
+from mlip.nn import (ChargeSpinEmbedding, EdgeGauntProduct, EdgeTensorProduct, GauntPower, GridProductMLP, SO3Linear,
+                     SO3RMSNorm, SplineRadial, scatter_sum, spherical_harmonics)
 
 
 class FacetBlock(nn.Module):
     """One interaction + node update. forward(x (N,S,C), edge_index (2,E), sh (E,S), r (E,)) -> (N,S,C)."""
 
     def __init__(self, lmax: int, channels: int, hidden: int, cutoff: float, num_basis: int,
-                 avg_num_neighbors: float, radial_heads: int):
+                 avg_num_neighbors: float, radial_heads: int, tensor_product: str = "cg", correlation: int = 1):
         super().__init__()
         self.lmax = lmax
         self.channels = channels
         self.avg_num_neighbors = float(avg_num_neighbors)
-        self.tensor_product = EdgeTensorProduct(lmax, lmax, lmax)
+        if tensor_product not in ("cg", "gaunt"):
+            raise ValueError(f"tensor_product must be 'cg' or 'gaunt', got {tensor_product!r}")
+        self.tensor_product = (EdgeTensorProduct(lmax, lmax, lmax) if tensor_product == "cg"
+                               else EdgeGauntProduct(lmax, lmax, lmax))
         if channels % radial_heads:
             raise ValueError(f"radial_heads ({radial_heads}) must divide channels ({channels})")
         self.radial_heads = radial_heads
@@ -47,16 +50,27 @@ class FacetBlock(nn.Module):
         self.post = SO3Linear(lmax, channels, channels, bias=False)
         self.norm = SO3RMSNorm(lmax, channels)
         self.grid_mlp = GridProductMLP(lmax, channels, hidden)
+        if correlation < 1 or correlation > 4:
+            raise ValueError(f"correlation must be 1 (none) to 4, got {correlation}")
+        # many-body node product: f^2 .. f^nu of each channel's sphere function, mixed per degree
+        self.product_basis: Optional[GauntPower] = GauntPower(lmax, correlation, lmax) if correlation > 1 else None
+        self.product_mix = nn.ModuleList([SO3Linear(lmax, channels, channels, bias=False)
+                                          for _ in range(correlation - 1)])
+        self.product_scale = float((lmax + 1) ** -1)  # f / sqrt(S): O(1) values before the powers
         self.scalar_mlp = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels))
         self.readout: nn.Module = nn.Identity()  # set by the model: this block's energy readout (N, C) -> (N, 1)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         source, target = edge_index[0], edge_index[1]
         weights = self.radial(r).reshape(r.shape[0], self.tensor_product.num_paths, self.radial_heads)
-        messages = self.tensor_product(self.pre(x).index_select(0, source), sh, weights)
+        messages = self.tensor_product.edge_messages(self.pre(x), source, sh, weights)
         x = x + self.post(scatter_sum(messages, target, x.shape[0]) / self.avg_num_neighbors)
         y = self.norm(x)
         x = x + self.grid_mlp(y)
+        if self.product_basis is not None:
+            powers = self.product_basis(y.transpose(1, 2) * self.product_scale)  # (N, C, nu - 1, S)
+            for k, mix in enumerate(self.product_mix):
+                x = x + mix(powers[:, :, k].transpose(1, 2))
         scalars = x[:, :1] + self.scalar_mlp(y[:, 0]).unsqueeze(1)
         return torch.cat([scalars, x[:, 1:]], dim=1)
 
@@ -73,6 +87,13 @@ class Facet(Potential):
         radial_heads: groups of channels with their own radial splines (1 .. channels; more is
         more expressive and slower).
         charge_spin: add embeddings of total charge and spin multiplicity (OMol25).
+        tensor_product: "cg" (Clebsch-Gordan, a radial weight per path) or "gaunt" (the Gaunt product
+        in a 2D Fourier basis, mlip.nn.gaunt: radial weights per degree of the harmonics and of the
+        output; the same parity-keeping paths, so no odd path such as the cross product, which the
+        CG messages leave out too; the freedom per path is made up by the per-node linear layers
+        before and after the message and the node update).
+        correlation: 1, or nu = 2..4: add to every node update the products of each channel's feature
+        with itself up to the power nu (body order nu + 1, MACE's correlation), by Gaunt powers.
         species, repulsion, max_neighbors: see Potential.
     """
 
@@ -92,7 +113,7 @@ class Facet(Potential):
     def __init__(self, cutoff: float = 5.0, lmax: int = 2, channels: int = 64, num_layers: int = 3,
                  hidden: Optional[int] = None, num_basis: int = 10, avg_num_neighbors: float = 20.0,
                  radial_heads: int = 1, charge_spin: bool = False, species=None, repulsion: Optional[str] = "zbl",
-                 max_neighbors: Optional[int] = None):
+                 max_neighbors: Optional[int] = None, tensor_product: str = "cg", correlation: int = 1):
         super().__init__(cutoff, max_neighbors, species, repulsion)
         hidden = hidden or 2 * channels
         self.lmax = lmax
@@ -100,7 +121,8 @@ class Facet(Potential):
         self.embedding = nn.Embedding(NUM_ELEMENTS, channels)
         self.charge_spin = ChargeSpinEmbedding(channels) if charge_spin else None
         self.blocks = nn.ModuleList([
-            FacetBlock(lmax, channels, hidden, cutoff, num_basis, avg_num_neighbors, radial_heads)
+            FacetBlock(lmax, channels, hidden, cutoff, num_basis, avg_num_neighbors, radial_heads, tensor_product,
+                       correlation)
             for _ in range(num_layers)
         ])
         # each block reads out an energy from its invariant channels: linear after every block but

@@ -60,6 +60,12 @@ class EdgeTensorProduct(ExactBuffers):
         paths first; 96 / 1 3.8x faster weights first; 16 (32 / 2) 1.4x faster weights first)."""
         return channels // heads < 16
 
+    def edge_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
+                      weights: torch.Tensor) -> torch.Tensor:
+        """Node features x (N, S_in, C) to the messages of edges from ``source`` (E,): the call the
+        models make, shared with mlip.nn.gaunt.EdgeGauntProduct."""
+        return self.forward(x.index_select(0, source), sh, weights)
+
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         edges, s_in, channels = x.shape
         heads = weights.shape[-1]

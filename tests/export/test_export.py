@@ -35,6 +35,14 @@ def test_exported_model_equals_eager(name, fmt, tmp_path):
         assert_same(model(data(structure, torch.float64)), loaded(data(structure, torch.float64)))
 
 
+@pytest.mark.parametrize("fmt", ["torchscript", "export"])
+def test_facet_with_gaunt_products_exports(fmt, tmp_path):
+    model = make("facet", tensor_product="gaunt", correlation=3).eval()
+    loaded = mlip.load(export(model, tmp_path / f"gaunt.{fmt}", fmt))
+    for structure in STRUCTURES:
+        assert_same(model(data(structure, torch.float64)), loaded(data(structure, torch.float64)))
+
+
 def test_torchscript_runs_with_torch_alone(tmp_path):
     """A fresh interpreter that cannot import mlip loads the file and gets the eager numbers."""
     model = make("facet").eval()
