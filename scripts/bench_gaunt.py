@@ -13,6 +13,12 @@ one weight per path) compute it; e3nn's FullTensorProduct of the single-channel 
 runs in a fresh process: forward time (median of repeats after a warm-up) and the peak resident
 memory above what the inputs take (/proc/self/clear_refs and VmHWM, as bench_memory.py). The fitted
 exponent is the slope of log(time) over log(L) for L >= 3; the paper: Gaunt O(L^3), CG O(L^6).
+
+    python scripts/bench_gaunt.py --facet [--facet-lmax 2 4 6] [--channels 16]
+
+Facet with each message backend (tensor_product cg and gaunt) at lmax 2, 4, 6 on 512-atom diamond Si
+(rattled, cutoff 5 Å, 2 blocks, float32): energy and forces per call, atom-steps/s (best of 3 after a
+warm-up), each in a fresh process.
 """
 
 from __future__ import annotations
@@ -96,6 +102,56 @@ def worker(method: str, lmax: int, items: int, channels: int, repeats: int) -> d
             "outputs": int(out.shape[-1]), "device": device}
 
 
+def facet_worker(backend: str, lmax: int, channels: int, repeats: int) -> dict:
+    import torch
+    from ase.build import bulk
+
+    from mlip.data import AtomicData
+    from mlip.graph import build_graph
+    from mlip.models import build
+
+    torch.manual_seed(0)
+    model = build("facet", cutoff=5.0, lmax=lmax, channels=channels, num_layers=2, hidden=2 * channels,
+                  avg_num_neighbors=30.0, tensor_product=backend).float().eval()
+    crystal = bulk("Si", "diamond", a=5.43, cubic=True) * (4, 4, 4)
+    crystal.rattle(0.05, seed=0)
+    data = build_graph(AtomicData.from_ase(crystal), model.cutoff)
+    data.pos = data.pos.float()
+    data.cell = data.cell.float()
+    model(data, compute_stress=False)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = model(data, compute_stress=False)
+        times.append(time.perf_counter() - start)
+    assert torch.isfinite(out["forces"]).all()
+    return {"backend": backend, "lmax": lmax, "seconds": min(times), "atoms": len(crystal),
+            "edges": int(data.edge_index.shape[1]), "atom_steps_per_s": len(crystal) / min(times)}
+
+
+def facet_main(args) -> None:
+    rows = []
+    for lmax in args.facet_lmax:
+        for backend in ("cg", "gaunt"):
+            command = [sys.executable, __file__, "--facet-worker", backend, str(lmax), "--channels",
+                       str(args.channels), "--repeats", str(min(args.repeats, 3))]
+            result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            if result.returncode != 0:
+                tail = result.stderr.strip().splitlines()[-1:] or ["?"]
+                print(f"facet {backend} lmax {lmax}: failed ({tail[0][:200]})", flush=True)
+                continue
+            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            print(f"facet {backend} lmax {lmax}: {rows[-1]['atom_steps_per_s']:.0f} atom-steps/s", flush=True)
+    print(f"\nFacet, 512-atom Si, cutoff 5 Å, 2 blocks, {args.channels} channels, float32, energy + forces")
+    print(f"{'lmax':>5}{'cg atom-steps/s':>18}{'gaunt atom-steps/s':>21}{'gaunt / cg':>12}")
+    for lmax in args.facet_lmax:
+        found = {r["backend"]: r for r in rows if r["lmax"] == lmax}
+        cg, ga = found.get("cg"), found.get("gaunt")
+        ratio = f"{ga['atom_steps_per_s'] / cg['atom_steps_per_s']:.2f}x" if cg and ga else "-"
+        print(f"{lmax:>5}{cg['atom_steps_per_s'] if cg else float('nan'):>18.0f}"
+              f"{ga['atom_steps_per_s'] if ga else float('nan'):>21.0f}{ratio:>12}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lmax", type=int, nargs="+", default=list(range(1, 9)))
@@ -103,8 +159,17 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--facet", action="store_true", help="Facet with each backend at --facet-lmax instead")
+    parser.add_argument("--facet-lmax", type=int, nargs="+", default=[2, 4, 6])
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--facet-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.facet_worker:
+        print(json.dumps(facet_worker(args.facet_worker[0], int(args.facet_worker[1]), args.channels, args.repeats)))
+        return
+    if args.facet:
+        facet_main(args)
+        return
     if args.worker:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.items, args.channels, args.repeats)))
         return
