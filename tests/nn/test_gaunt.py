@@ -35,6 +35,20 @@ def test_product_equals_the_gaunt_coefficients(lmax1, lmax2, lmax_out, method):
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12 * float(expected.abs().max()))
 
 
+def test_every_degree_pair_up_to_6_to_1e_10():
+    """All 49 pairs (l1, l2) of input degrees up to 6, output to degree min(l1 + l2, 6), FFT route."""
+    torch.manual_seed(4)
+    for lmax1 in range(7):
+        for lmax2 in range(7):
+            lmax_out = min(lmax1 + lmax2, 6)
+            x = torch.randn(3, (lmax1 + 1) ** 2, dtype=torch.float64)
+            y = torch.randn(3, (lmax2 + 1) ** 2, dtype=torch.float64)
+            expected = torch.einsum("na,nb,abo->no", x, y, gaunt_reference(lmax1, lmax2, lmax_out))
+            out = GauntProduct(lmax1, lmax2, lmax_out).double()(x, y)
+            error = float((out - expected).abs().max() / expected.abs().max())
+            assert error < 1e-10, (lmax1, lmax2, error)
+
+
 def test_channelwise_product_with_edge_harmonics_is_equivariant():
     """A feature (E, C, S) times its edge's harmonics (E, 1, S_sh), broadcast over channels."""
     torch.manual_seed(1)
