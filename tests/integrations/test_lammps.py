@@ -71,6 +71,14 @@ def write_data(atoms, path: Path, species: list, velocities: bool = False) -> No
     path.write_text("\n".join(lines) + "\n")
 
 
+def prepare(workdir: Path, model, atoms, velocities: bool = False):
+    """Export ``model`` and write ``atoms`` as LAMMPS data in ``workdir``: (model path, species by type)."""
+    path = export(model, workdir / "model.pt", "torchscript")
+    species = sorted(set(atoms.get_chemical_symbols()))
+    write_data(atoms, workdir / "data.lmp", species, velocities=velocities)
+    return path, species
+
+
 def run_lammps(workdir: Path, plugin: Path, model: Path, species: list, ranks: int = 1, body: str = "run 0",
                check: bool = True, boundary: str = "p p p") -> subprocess.CompletedProcess:
     script = f"""units metal
@@ -120,10 +128,8 @@ def structure():
 @pytest.mark.parametrize("name", registered())
 def test_lammps_gives_the_model_on_1_2_and_4_ranks(name, plugin, tmp_path):
     model = model_for(name)
-    path = export(model, tmp_path / "model.pt", "torchscript")
     atoms = structure()
-    species = sorted(set(atoms.get_chemical_symbols()))
-    write_data(atoms, tmp_path / "data.lmp", species)
+    path, species = prepare(tmp_path, model, atoms)
     reference = model(AtomicData.from_ase(atoms))
     energy = float(reference["energy"][0].detach())
     forces = reference["forces"].detach().numpy()
@@ -157,10 +163,8 @@ def test_md_on_two_ranks_follows_one_rank_and_conserves_energy(plugin, tmp_path)
     """60 NVE steps of 0.5 fs at 300 K: two ranks follow one rank's trajectory, and the total
     energy drifts by less than 1 meV/atom."""
     model = model_for("facet")
-    path = export(model, tmp_path / "model.pt", "torchscript")
     atoms = structure()
-    species = sorted(set(atoms.get_chemical_symbols()))
-    write_data(atoms, tmp_path / "data.lmp", species)
+    path, species = prepare(tmp_path, model, atoms)
     body = ("velocity all create 300 4928459 loop geom\ntimestep 0.0005\nfix 1 all nve\nthermo 10\n"
             "run 60")
     rows = {ranks: np.array(thermo(run_lammps(tmp_path, plugin, path, species, ranks, body).stdout))
@@ -172,10 +176,8 @@ def test_md_on_two_ranks_follows_one_rank_and_conserves_energy(plugin, tmp_path)
 
 def test_float32_models_run_in_float32(plugin, tmp_path):
     model = model_for("escn").float()
-    path = export(model, tmp_path / "model.pt", "torchscript")
     atoms = structure()
-    species = sorted(set(atoms.get_chemical_symbols()))
-    write_data(atoms, tmp_path / "data.lmp", species)
+    path, species = prepare(tmp_path, model, atoms)
     run = run_lammps(tmp_path, plugin, path, species, 2)
     assert "float32" in run.stdout
     energy = float(model.double()(AtomicData.from_ase(atoms))["energy"][0].detach())
@@ -184,10 +186,8 @@ def test_float32_models_run_in_float32(plugin, tmp_path):
 
 def test_clear_errors(plugin, tmp_path):
     model = model_for("facet")
-    path = export(model, tmp_path / "model.pt", "torchscript")
     atoms = structure()
-    species = sorted(set(atoms.get_chemical_symbols()))
-    write_data(atoms, tmp_path / "data.lmp", species)
+    path, species = prepare(tmp_path, model, atoms)
     run = run_lammps(tmp_path, plugin, path, ["Hf", "Xx"], check=False)
     assert run.returncode != 0 and "Xx (atom type 2) is not an element symbol" in run.stdout
     run = run_lammps(tmp_path, plugin, tmp_path / "data.lmp", species, check=False)
@@ -220,10 +220,8 @@ def test_a_molecule_in_a_box_equals_the_calculator(name, plugin, tmp_path):
     from mlip.calculator import MLIPCalculator
 
     model = model_for(name)
-    path = export(model, tmp_path / "model.pt", "torchscript")
     atoms = ethanol_start()
-    species = sorted(set(atoms.get_chemical_symbols()))
-    write_data(atoms, tmp_path / "data.lmp", species)
+    path, species = prepare(tmp_path, model, atoms)
     body = "dump d all custom 1 out.dump id fx fy fz\ndump_modify d sort id format float %.17g\nrun 0"
     run = run_lammps(tmp_path, plugin, path, species, body=body, boundary="f f f")
     atoms.calc = MLIPCalculator(model)
@@ -243,10 +241,8 @@ def test_1000_nve_steps_conserve_energy_as_mlip_md_does(plugin, tmp_path):
     from tests.simulate.fitted import ethanol_model
 
     model = ethanol_model()  # fitted to rMD17 ethanol: a molecule that holds together at 300 K
-    path = export(model, tmp_path / "model.pt", "torchscript")
     atoms = ethanol_start()
-    species = sorted(set(atoms.get_chemical_symbols()))
-    write_data(atoms, tmp_path / "data.lmp", species, velocities=True)
+    path, species = prepare(tmp_path, model, atoms, velocities=True)
     body = "timestep 0.0005\nfix 1 all nve\nthermo 10\nrun 1000"
     lammps_total = np.array(thermo(run_lammps(tmp_path, plugin, path, species, body=body,
                                               boundary="f f f").stdout))[:, 9]
