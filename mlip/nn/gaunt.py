@@ -241,8 +241,8 @@ class EdgeGauntProduct(nn.Module):
     for channel c of head h, out = w_out[l3] * Gaunt(x_source, sum_l2 w_sh[l2] Y_l2(r)), with
     P = (lmax_sh + 1) + (lmax_out + 1) radial weights per head: one per degree of the harmonics and
     one per output degree, where the Clebsch-Gordan product has one per path (l1, l2, l3). The node
-    features go to the Fourier basis once per node (not per edge), the harmonics once per edge and
-    head. Like EdgeTensorProduct, only the parity-keeping paths (l1 + l2 + l3 even) exist; the input
+    features go to the Fourier basis and their spectra once per node (not per edge), the harmonics
+    once per edge and head. Like EdgeTensorProduct, only the parity-keeping paths (l1 + l2 + l3 even) exist; the input
     degree's mixing is left to the linear layer before (per node, not per edge).
     """
 
@@ -253,6 +253,7 @@ class EdgeGauntProduct(nn.Module):
         self.nodes = ToFourier(lmax_in)
         self.harmonics = ToFourier(lmax_sh)
         self.back = FromFourier(lmax_out, lmax_in + lmax_sh)
+        self.grid = 2 * (lmax_in + lmax_sh) + 1  # the product's frequencies fit without wrapping
         self.register_buffer("degree_sh", torch.tensor([l for l in range(lmax_sh + 1) for _ in range(2 * l + 1)]),
                              persistent=False)
         self.register_buffer("degree_out", torch.tensor([l for l in range(lmax_out + 1) for _ in range(2 * l + 1)]),
@@ -265,19 +266,17 @@ class EdgeGauntProduct(nn.Module):
         per_head = channels // heads
         if edges == 0:  # MKL's FFT refuses empty batches
             return x.new_zeros(0, (self.lmax_out + 1) * (self.lmax_out + 1), channels)
-        fourier = self.nodes(x.transpose(1, 2))  # (N, C, n, n), once per node
-        fx = fourier.index_select(0, source).view(edges, heads, per_head, fourier.shape[-2], fourier.shape[-1])
+        grid = [self.grid, self.grid]
+        # the node features' spectra on the product's grid, once per node (not per edge)
+        spectra = torch.fft.fft2(self.nodes(x.transpose(1, 2)), s=grid)  # (N, C, g, g)
+        fx = spectra.index_select(0, source).view(edges, heads, per_head, self.grid, self.grid)
         w_sh = weights[:, :self.lmax_sh + 1].index_select(1, self.degree_sh)  # (E, S_sh, H)
         fy = self.harmonics((sh.unsqueeze(-1) * w_sh).transpose(1, 2)).unsqueeze(2)  # (E, H, 1, n', n')
-        out = self.back(torch.fft.ifft2(torch.fft.fft2(fx, s=[self.out_grid(), self.out_grid()])
-                                        * torch.fft.fft2(fy, s=[self.out_grid(), self.out_grid()])))
+        out = self.back(torch.fft.ifft2(fx * torch.fft.fft2(fy, s=grid)))  # (E, H, C/H, S_out)
         w_out = weights[:, self.lmax_sh + 1:].index_select(1, self.degree_out)  # (E, S_out, H)
         out = out * w_out.transpose(1, 2).unsqueeze(2)  # (E, H, C/H, S_out)
         s_out = out.shape[-1]
         return out.permute(0, 3, 1, 2).reshape(edges, s_out, channels)
-
-    def out_grid(self) -> int:
-        return 2 * (self.lmax_in + self.lmax_sh) + 1
 
 
 def gaunt_reference(lmax1: int, lmax2: int, lmax_out: int) -> torch.Tensor:

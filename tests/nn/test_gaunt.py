@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlip.nn.gaunt import GauntPower, GauntProduct, gaunt_reference, harmonics_fourier
+from mlip.nn.gaunt import EdgeGauntProduct, GauntPower, GauntProduct, gaunt_reference, harmonics_fourier
 from mlip.nn.so3 import block_wigner_D, random_rotation
 from mlip.nn.spherical_harmonics import spherical_harmonics
 from mlip.testing.equivariance import feature_equivariance_error
@@ -66,6 +66,27 @@ def test_channelwise_product_with_edge_harmonics_is_equivariant():
     error = feature_equivariance_error(lambda f: square(f.transpose(1, 2), f.transpose(1, 2)).transpose(1, 2),
                                        torch.randn(5, 9, 3, dtype=torch.float64), 2, 4)
     assert error < 1e-13
+
+
+def test_edge_messages_are_gaunt_products_with_per_degree_weights():
+    """EdgeGauntProduct.edge_messages (Facet's messages): for each edge and channel of head h,
+    w_out[l3] * Gaunt(x_source, sum_l2 w_sh[l2] Y_l2), as GauntProduct computes it edge by edge."""
+    torch.manual_seed(5)
+    lmax, heads, channels = 2, 2, 4
+    product = EdgeGauntProduct(lmax, lmax, lmax).double()
+    x = torch.randn(3, 9, channels, dtype=torch.float64)
+    source = torch.tensor([0, 2, 1, 2, 0])
+    sh = spherical_harmonics(lmax, torch.randn(5, 3, dtype=torch.float64))
+    weights = torch.randn(5, product.num_paths, heads, dtype=torch.float64)
+    out = product.edge_messages(x, source, sh, weights)
+    degree = torch.tensor([0, 1, 1, 1, 2, 2, 2, 2, 2])
+    single = GauntProduct(lmax, lmax, lmax).double()
+    for e in range(5):
+        for c in range(channels):
+            h = c // (channels // heads)
+            y = sh[e] * weights[e, degree, h]
+            expected = single(x[source[e], :, c], y) * weights[e, lmax + 1 + degree, h]
+            torch.testing.assert_close(out[e, :, c], expected, rtol=0, atol=1e-12)
 
 
 def test_the_odd_paths_are_missing():
