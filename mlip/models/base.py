@@ -255,8 +255,7 @@ class Potential(nn.Module):
         engine's domain decomposition relies on (mlip.export.scripted.ScriptablePotential.lammps).
         """
         z = atomic_numbers
-        vec = edge_vec
-        dtype = vec.dtype
+        dtype = edge_vec.dtype
         n = z.shape[0]
         nodes, node_batch, graphs, node_charge, node_spin = z, batch, num_graphs, charge, spin
         lone_species = z[:0]
@@ -268,13 +267,13 @@ class Potential(nn.Module):
             graphs = num_graphs + count
             node_charge = torch.cat([charge, charge.new_zeros(count)])
             node_spin = torch.cat([spin, spin.new_ones(count)])
-        direct = torch.zeros(0, 3, dtype=dtype, device=vec.device)
+        direct = torch.zeros(0, 3, dtype=dtype, device=edge_vec.device)
         if self.direct_forces:
-            e_all, direct = self.atom_energies_and_forces(nodes, edge_index, vec, node_batch, graphs, node_charge,
+            e_all, direct = self.atom_energies_and_forces(nodes, edge_index, edge_vec, node_batch, graphs, node_charge,
                                                           node_spin)
             direct = direct[:n]
         else:
-            e_all = self.atom_energies(nodes, edge_index, vec, node_batch, graphs, node_charge, node_spin)
+            e_all = self.atom_energies(nodes, edge_index, edge_vec, node_batch, graphs, node_charge, node_spin)
         e_atom = e_all[:n]
         if self.training:
             lone = torch.zeros_like(self.lone_energies, dtype=e_all.dtype).scatter(0, lone_species, e_all[n:])
@@ -283,7 +282,7 @@ class Potential(nn.Module):
             lone = self.lone_energies
         e_atom = (e_atom - lone[z]) * self.scale + self.shift + self.reference_energies[z]
         if self.repulsion is not None:
-            e_atom = e_atom + self.repulsion(z, edge_index, vec)
+            e_atom = e_atom + self.repulsion(z, edge_index, edge_vec)
         return e_atom, direct
 
     def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,

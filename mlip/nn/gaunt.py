@@ -11,7 +11,7 @@ r = (sin θ cos φ, sin θ sin φ, cos θ), every Y_lm is a trigonometric polyno
 
 The Gaunt product of x and y, out_c = mean over the sphere of (f_x f_y Y_c) for every c up to the
 output degree, is then (1) the sparse conversions x -> F (O(L^3): Y_lm only has v = ±m), (2) the 2D
-convolution of the two coefficient grids (by FFT, O(L^2 log L), or directly for small L), (3) the
+convolution of the two coefficient grids (by FFT, O(L^2 log L), or directly), (3) the
 projection back onto Y_c, again sparse in v. Every conversion matrix is computed once, exactly
 (the Fourier coefficients of Y_lm from a 2D DFT of 2L+1 samples per angle, the projection from the
 closed-form integrals of exp(ikθ) sin θ over [0, π]).
