@@ -8,6 +8,7 @@ reference when a launch fails, IEEE float32 products unless TF32 is allowed)."""
 from mlip.kernels.attention import neighbor_attention, neighbor_attention_reference
 from mlip.kernels.bspline import bspline, bspline_reference
 from mlip.kernels.dispatch import backend, get_backend, set_backend, use_triton
+from mlip.kernels.gaunt import gaunt_edge_product, gaunt_edge_product_reference
 from mlip.kernels.edge_rotation import rotate_into, rotate_into_reference, rotate_out_of, rotate_out_of_reference
 from mlip.kernels.grid_mlp import grid_mlp, grid_mlp_reference
 from mlip.kernels.launch import launches, record
@@ -19,4 +20,4 @@ from mlip.kernels.segment_sum import segment_sum, segment_sum_reference
 __all__ = ["backend", "get_backend", "set_backend", "use_triton", "segment_sum", "segment_sum_reference",
            "bspline", "bspline_reference", "rotate_into", "rotate_into_reference", "rotate_out_of",
            "rotate_out_of_reference", "grid_mlp", "grid_mlp_reference", "neighbor_attention",
-           "neighbor_attention_reference", "launches", "record", "FUSED_BACKWARD"]
+           "neighbor_attention_reference", "gaunt_edge_product", "gaunt_edge_product_reference", "launches", "record", "FUSED_BACKWARD"]

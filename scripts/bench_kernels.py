@@ -7,7 +7,8 @@ On CUDA: for every kernel, Triton and reference, the time of the forward, forwar
 forward + double backward (the gradient of a gradient, as training on forces takes it), their
 ratios, and the peak memory of the forward + backward and of the double backward. Sizes: the
 sphere-grid MLP at Facet "mp" (lmax 2, 96 -> 192 -> 96 channels), attention at EScAIP "paper" (8
-heads, 30 neighbours, head dim 64 expanded to 256 by lmax 3). Without a GPU it says so and times the
+heads, 30 neighbours, head dim 64 expanded to 256 by lmax 3), the Gaunt edge product at Facet lmax 2
+(64 channels, 4 radial heads). Without a GPU it says so and times the
 torch references only (on CPU the Triton kernels run only through the interpreter, for the tests).
 
 Then (anywhere, no GPU needed) the compile table: every distinct launch of one training step of
@@ -69,8 +70,19 @@ def cases(device: torch.device, scale: float) -> Dict[str, Callable]:
         return (lambda q, k, v: kernels.neighbor_attention(q, k, v, bias, 0.125)), [q, k, v], \
             f"{atoms} atoms, 8 heads, 30 neighbours + self, q/k dim 256, v dim 64 (EScAIP paper)"
 
+    def gaunt_edge():
+        from mlip.nn.gaunt import fourier_projection
+
+        e, nodes, lmax = edges // 8, n // 8, 2
+        p = torch.from_numpy(fourier_projection(lmax, 2 * lmax))
+        proj = torch.stack([p.real, p.imag], dim=1).reshape(p.shape[0], 2, -1).float().to(device)
+        source = torch.randint(0, nodes, (e,), generator=g).to(device)
+        return ((lambda x, y: kernels.gaunt_edge_product(x, source, y, proj)),
+                [rand(nodes, 64, 2, (2 * lmax + 1) ** 2), rand(e, 4, 2, (2 * lmax + 1) ** 2)],
+                f"{e} edges, lmax 2 x 2 -> 2, 64 channels, 4 radial heads (Facet, tensor_product=gaunt)")
+
     return {"segment_sum": segment_sum, "bspline": bspline, "edge_rotation": edge_rotation, "grid_mlp": grid_mlp,
-            "neighbor_attention": neighbor_attention}
+            "neighbor_attention": neighbor_attention, "gaunt_edge": gaunt_edge}
 
 
 def timed(step: Callable, repeat: int, device: torch.device) -> float:

@@ -97,7 +97,8 @@ class Facet(Potential):
         species, repulsion, max_neighbors: see Potential.
     """
 
-    kernels = frozenset({"segment_sum", "bspline", "grid_mlp"})
+    kernels = frozenset({"segment_sum", "bspline", "grid_mlp"})  # with Gaunt messages, also "gaunt_edge"
+    __jit_ignored_attributes__ = ["kernels"]  # set per instance; not part of the scripted model
 
     presets = {
         "small": dict(cutoff=4.0, lmax=2, channels=16, num_layers=2, hidden=32, num_basis=8, avg_num_neighbors=10.0,
@@ -118,6 +119,8 @@ class Facet(Potential):
         hidden = hidden or 2 * channels
         self.lmax = lmax
         self.channels = channels
+        if tensor_product == "gaunt":
+            self.kernels = Facet.kernels | {"gaunt_edge"}
         self.embedding = nn.Embedding(NUM_ELEMENTS, channels)
         self.charge_spin = ChargeSpinEmbedding(channels) if charge_spin else None
         self.blocks = nn.ModuleList([

@@ -12,10 +12,10 @@ from torch import nn
 
 
 class ExactBuffers(nn.Module):
-    def register_exact(self, name: str, value: torch.Tensor) -> None:
+    def register_exact(self, name: str, value: torch.Tensor, persistent: bool = True) -> None:
         masters = self.__dict__.setdefault("_exact_masters", {})
         masters[name] = value.detach().double().cpu()
-        self.register_buffer(name, value.detach().to(torch.get_default_dtype()))
+        self.register_buffer(name, value.detach().to(torch.get_default_dtype()), persistent=persistent)
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlip.kernels import use_triton
+from mlip.kernels.gaunt import gaunt_edge_product
 from mlip.nn.constants import ExactBuffers
 from mlip.nn.spherical_harmonics import spherical_harmonics
 
@@ -233,7 +235,7 @@ class GauntPower(torch.nn.Module):
         return torch.stack(outputs, dim=-2)
 
 
-class EdgeGauntProduct(nn.Module):
+class EdgeGauntProduct(ExactBuffers):
     """Messages of node features with their edges' harmonics by the Gaunt product, the drop-in
     alternative to EdgeTensorProduct (the same ``edge_messages`` call).
 
@@ -244,6 +246,8 @@ class EdgeGauntProduct(nn.Module):
     features go to the Fourier basis and their spectra once per node (not per edge), the harmonics
     once per edge and head. Like EdgeTensorProduct, only the parity-keeping paths (l1 + l2 + l3 even) exist; the input
     degree's mixing is left to the linear layer before (per node, not per edge).
+    On CUDA (mlip.kernels.dispatch) the convolution and projection run fused in
+    mlip.kernels.gaunt_edge_product, which keeps no per-edge, per-channel grid.
     """
 
     def __init__(self, lmax_in: int, lmax_sh: int, lmax_out: int):
@@ -258,6 +262,9 @@ class EdgeGauntProduct(nn.Module):
                              persistent=False)
         self.register_buffer("degree_out", torch.tensor([l for l in range(lmax_out + 1) for _ in range(2 * l + 1)]),
                              persistent=False)
+        p = torch.from_numpy(fourier_projection(lmax_out, lmax_in + lmax_sh))  # the kernel's dense projection
+        self.register_exact("projection", torch.stack([p.real, p.imag], dim=1).reshape(p.shape[0], 2, -1),
+                            persistent=False)
 
     def edge_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
                       weights: torch.Tensor) -> torch.Tensor:
@@ -266,6 +273,9 @@ class EdgeGauntProduct(nn.Module):
         per_head = channels // heads
         if edges == 0:  # MKL's FFT refuses empty batches
             return x.new_zeros(0, (self.lmax_out + 1) * (self.lmax_out + 1), channels)
+        if not torch.jit.is_scripting():
+            if use_triton(x):
+                return self._fused_messages(x, source, sh, weights)
         grid = [self.grid, self.grid]
         # the node features' spectra on the product's grid, once per node (not per edge)
         spectra = torch.fft.fft2(self.nodes(x.transpose(1, 2)), s=grid)  # (N, C, g, g)
@@ -277,6 +287,21 @@ class EdgeGauntProduct(nn.Module):
         out = out * w_out.transpose(1, 2).unsqueeze(2)  # (E, H, C/H, S_out)
         s_out = out.shape[-1]
         return out.permute(0, 3, 1, 2).reshape(edges, s_out, channels)
+
+    @torch.jit.unused
+    def _fused_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
+                        weights: torch.Tensor) -> torch.Tensor:
+        """edge_messages by the fused kernel: the same numbers, no (E, C, grid, grid) intermediates."""
+        nodes, _, channels = x.shape
+        edges, heads = weights.shape[0], weights.shape[-1]
+        fx = self.nodes(x.transpose(1, 2))  # (N, C, 2L+1, 2L+1)
+        fx = torch.stack([fx.real, fx.imag], dim=2).reshape(nodes, channels, 2, -1)
+        w_sh = weights[:, :self.lmax_sh + 1].index_select(1, self.degree_sh)  # (E, S_sh, H)
+        fy = self.harmonics((sh.unsqueeze(-1) * w_sh).transpose(1, 2))  # (E, H, n', n')
+        fy = torch.stack([fy.real, fy.imag], dim=2).reshape(edges, heads, 2, -1)
+        out = gaunt_edge_product(fx, source, fy, self.projection)  # (E, S_out, C)
+        w_out = weights[:, self.lmax_sh + 1:].index_select(1, self.degree_out)  # (E, S_out, H)
+        return out * w_out.repeat_interleave(channels // heads, dim=2)
 
 
 def gaunt_reference(lmax1: int, lmax2: int, lmax_out: int) -> torch.Tensor:

@@ -10,8 +10,8 @@ import torch
 
 from mlip.kernels.aot import SHARED_MEMORY_LIMIT, compile_specs, table
 from mlip.kernels.launch import dot_precision
-from mlip.models import registered
-from mlip.models.kernel_shapes import preset_launches
+from mlip.models import build, registered
+from mlip.models.kernel_shapes import preset_launches, record_steps
 
 KERNELS = {"_segment_sum_kernel", "_bspline_kernel", "_block_rotation_kernel", "_grid_mlp_kernel",
            "_grid_mlp_backward_kernel", "_attention_kernel", "_attention_key_grads_kernel",
@@ -69,3 +69,19 @@ def test_float32_products_are_ieee_unless_tf32_is_allowed(reports):
         (k, "tf32" if k == "PRECISION" else v) for k, v in fp32_dots[0].spec.constexprs))
     (report,) = compile_specs([opted_in], archs=(90,))
     assert report.fits and report.tf32
+
+
+def test_gaunt_edge_kernels_compile_without_spills_at_lmax_2_4_6():
+    """Facet with Gaunt messages is not a preset: its launches (forward, both gradients, float32 and
+    float64) are recorded from training steps at lmax 2, 4 and 6 and compiled for both targets."""
+    specs = []
+    for lmax in (2, 4, 6):
+        torch.manual_seed(0)
+        model = build("facet", preset="small", lmax=lmax, tensor_product="gaunt")
+        for dtype in (torch.float32, torch.float64):
+            specs += [s for s in record_steps(model, dtype) if "gaunt" in s.kernel]
+    assert {s.kernel for s in specs} == {"_gaunt_edge_kernel", "_gaunt_edge_x_grad_kernel", "_gaunt_edge_y_grad_kernel"}
+    assert len({dict(s.constexprs)["BLOCK_S"] for s in specs}) == 3  # 9, 25 and 49 output harmonics
+    reports = compile_specs(specs)
+    bad = [r for r in reports if not r.fits or r.spilled]
+    assert not bad, "\n" + table(bad)

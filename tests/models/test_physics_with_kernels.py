@@ -34,7 +34,16 @@ def outputs_and_weight_gradients(model, batch):
 
 
 def test_kernels_give_the_references_numbers(name):
-    model = make(name).train()
+    assert_kernels_give_the_references_numbers(make(name).train())
+
+
+def test_facet_gaunt_messages_on_the_kernel_give_the_references_numbers():
+    model = make("facet", tensor_product="gaunt", correlation=2).train()
+    assert "gaunt_edge" in model.kernels
+    assert_kernels_give_the_references_numbers(model)
+
+
+def assert_kernels_give_the_references_numbers(model):
     batch = collate([data("ethanol"), data("si2")], cutoff=model.cutoff, max_neighbors=model.max_neighbors)
     with backend("torch"):
         reference, reference_grads = outputs_and_weight_gradients(model, batch)
