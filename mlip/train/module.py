@@ -31,6 +31,10 @@ class PotentialModule(L.LightningModule):
             or "constant".
         ema_decay: exponential moving average of the weights, used for validation, test and the
             exported model (None or 0: off).
+
+    The cosine schedule spans ``schedule_total_steps`` when set (mlip.train.budget.TimeBudget sets
+    it to the steps that fit in a wall-clock budget), else the trainer's estimated steps
+    (``max_epochs``); with neither finite the learning rate stays at its top after the warm-up.
     """
 
     def __init__(self, model, loss: Optional[PotentialLoss] = None, lr: float = 1e-3, weight_decay: float = 0.0,
@@ -46,6 +50,7 @@ class PotentialModule(L.LightningModule):
         self.min_lr_ratio = min_lr_ratio
         self.plateau_patience, self.plateau_factor = plateau_patience, plateau_factor
         self.ema_decay = ema_decay or 0.0
+        self.schedule_total_steps: Optional[int] = None
         self.ema = None
         if self.ema_decay:
             self.ema = copy.deepcopy(model)
@@ -159,12 +164,16 @@ class PotentialModule(L.LightningModule):
                                                                  patience=self.plateau_patience)
             return {"optimizer": optimizer,
                     "lr_scheduler": {"scheduler": plateau, "monitor": "val/loss", "interval": "epoch"}}
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer is not None else 1
+        estimated = float(max(1, self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1.0
 
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
             if self.scheduler_name == "constant":
+                return 1.0
+            # read at every step: a time budget (mlip.train.budget) may re-plan it after each epoch
+            total = float(max(1, self.schedule_total_steps)) if self.schedule_total_steps is not None else estimated
+            if not math.isfinite(total):
                 return 1.0
             progress = min(1.0, (step - warmup) / max(1, total - warmup))
             return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))

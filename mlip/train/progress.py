@@ -31,7 +31,9 @@ class EpochLines(ProgressBar):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not self._enabled or self._start is None:
             return
-        epoch, total = trainer.current_epoch + 1, trainer.max_epochs
+        # a time budget's plan (mlip.train.budget.TimeBudget, re-planned each epoch) before max_epochs
+        planned = next((c.planned_epochs for c in trainer.callbacks if getattr(c, "planned_epochs", None)), None)
+        epoch, total = trainer.current_epoch + 1, planned or trainer.max_epochs
         elapsed = time.monotonic() - self._start
         metrics = self.get_metrics(trainer, pl_module)
         shown = "  ".join(f"{k} {float(v):.4g}" if isinstance(v, (int, float)) else f"{k} {v}"

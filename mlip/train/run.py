@@ -202,6 +202,7 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from omegaconf import OmegaConf
 
+    from mlip.train.budget import TimeBudget
     from mlip.train.checkpoint import AtomicCheckpointIO
     from mlip.train.module import PotentialModule
     from mlip.train.plots import learning_curve, parity
@@ -236,7 +237,8 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
                                   mode="min", save_top_k=1, save_last=True,
                                   every_n_train_steps=cfg.checkpoint.get("every_n_train_steps"))
     bars = [progress_callback()] if cfg.trainer.get("enable_progress_bar", True) else []
-    trainer = L.Trainer(**cfg.trainer, default_root_dir=str(run_dir), callbacks=[checkpoints, *bars],
+    budget = [TimeBudget(cfg.time_budget)] if cfg.get("time_budget") is not None else []
+    trainer = L.Trainer(**cfg.trainer, default_root_dir=str(run_dir), callbacks=[*budget, checkpoints, *bars],
                         logger=[CSVLogger(str(run_dir), name="logs", version=log_version),
                                 TensorBoardLogger(str(run_dir), name="tensorboard", version=log_version)],
                         plugins=[AtomicCheckpointIO()],
@@ -246,6 +248,8 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
     summary = {"run_dir": str(run_dir), "best": checkpoints.best_model_path, "last": checkpoints.last_model_path,
                "fit_seconds": time.perf_counter() - start, "epochs": trainer.current_epoch,
                "train_structures": len(datamodule.splits["train"])}
+    if budget:
+        summary.update(time_budget_seconds=budget[0].seconds, planned_epochs=budget[0].planned_epochs)
     if trainer.is_global_zero:
         logs = metric_logs(run_dir)
         if logs:
