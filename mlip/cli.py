@@ -18,6 +18,8 @@ BUNDLED = [  # (name, path relative to the data folder, reader options)
     ("OMol25 extxyz", "omol25/structs_noble_gas_compounds.xyz", {}),
     ("OC20 slab (ASE db)", "oc20/fairchem_tests_atoms.json", {}),
     ("3BPA extxyz", "extxyz/3bpa_train_300K.xyz", {}),
+    ("acetylacetone 300 K", "acac/train_300K.xyz", {}),
+    ("acetylacetone 600 K test", "acac/test_MD_600K.xyz", {}),
     ("HfO2 extxyz", "extxyz/sevennet_hfo2.extxyz", {}),
 ]
 

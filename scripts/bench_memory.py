@@ -1,4 +1,4 @@
-"""Peak memory per atom of Facet, eSCN and EScAIP at comparable parameter counts, forward + forces.
+"""Peak memory per atom of Facet, eSCN, EScAIP and EquiformerV2 at comparable parameter counts, forward + forces.
 
     python scripts/bench_memory.py [--sizes 216 512 1000] [--dtype float32]
 
@@ -28,6 +28,8 @@ MODELS = {
     "facet": dict(preset="mp"),  # lmax 2, 96 channels, 5 layers (SevenNet-0-sized)
     "escn": dict(cutoff=5.0, lmax=4, mmax=2, channels=24, num_layers=4, edge_hidden=64, avg_num_neighbors=28.0),
     "escaip": dict(cutoff=5.0, hidden=88, num_layers=4, heads=8, max_neighbors=30, avg_num_neighbors=28.0),
+    "equiformer_v2": dict(cutoff=5.0, lmax=4, mmax=2, channels=24, num_layers=4, hidden=24, heads=4, alpha_channels=8,
+                          value_channels=6, ffn_hidden=48, edge_hidden=48, avg_num_neighbors=28.0),
 }
 
 
@@ -86,13 +88,13 @@ def main() -> None:
             rows.setdefault(name, []).append(json.loads(result.stdout.strip().splitlines()[-1]))
             print(f"{name} {size} atoms: +{rows[name][-1]['increase_mb']:.0f} MB", flush=True)
     print(f"\nforward + forces, {args.dtype}, Si diamond, cutoff 5 Å; peak resident memory above the model and graph")
-    print(f"{'model':<8}{'params':>10}{'edges/atom':>12}" + "".join(f"{f'MB @{s}':>10}" for s in args.sizes)
+    print(f"{'model':<14}{'params':>10}{'edges/atom':>12}" + "".join(f"{f'MB @{s}':>10}" for s in args.sizes)
           + f"{'MB / 1000 atoms':>17}{'kB / atom':>11}")
     for name, results in rows.items():
         atoms = np.array([r["atoms"] for r in results], dtype=float)
         increase = np.array([r["increase_mb"] for r in results])
         slope = np.polyfit(atoms, increase, 1)[0] * 1000 if len(results) > 1 else increase[-1] / atoms[-1] * 1000
-        print(f"{name:<8}{results[0]['parameters']:>10,}{results[-1]['edges'] / results[-1]['atoms']:>12.1f}"
+        print(f"{name:<14}{results[0]['parameters']:>10,}{results[-1]['edges'] / results[-1]['atoms']:>12.1f}"
               + "".join(f"{v:>10.0f}" for v in increase) + f"{slope:>17.1f}{slope * 1024 / 1000:>11.1f}")
 
 

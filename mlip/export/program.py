@@ -78,8 +78,13 @@ def export_program(model, example=None) -> torch.export.ExportedProgram:
     weights = {k: v.detach() for k, v in state.items()}
     from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
+    from torch.fx.experimental import _config as shape_config
+
     try:
-        graph = make_fx(energy_forces_stress, tracing_mode="symbolic")(weights, *example)
+        # no duck sizing: a weight dimension that happens to equal the example's atom or structure
+        # count (EquiformerV2's 2 heads, eSCN's 7 kept coefficients) must not tie that count to a constant
+        with shape_config.patch(use_duck_shape=False):
+            graph = make_fx(energy_forces_stress, tracing_mode="symbolic")(weights, *example)
     except GuardOnDataDependentSymNode as error:
         raise RuntimeError(f"{getattr(model, 'name', 'this model')} cannot be exported with torch.export: a tensor "
                            "shape depends on the data (a model with a padded neighbour table, such as escaip, needs "

@@ -32,11 +32,10 @@ import torch
 from torch import nn
 
 from mlip.graph.edges import edge_vectors
+from mlip.nn.embedding import NUM_ELEMENTS  # noqa: F401  (the models import it from here too)
 from mlip.nn.llpr import LastLayerUncertainty, captured_features
 from mlip.nn.repulsion import ZBLRepulsion
 from mlip.nn.scatter import scatter_sum
-
-NUM_ELEMENTS = 119
 
 
 def structure_fields(data) -> Tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:

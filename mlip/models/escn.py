@@ -32,27 +32,10 @@ from torch import nn
 
 from mlip.models import register
 from mlip.models.base import NUM_ELEMENTS, Potential
-from mlip.nn import ChargeSpinEmbedding, GridProductMLP, SO3Linear, SO3RMSNorm, scatter_sum, spherical_harmonics
-from mlip.nn.radial import BesselBasis
-from mlip.nn.so2 import EdgeFrame, SO2Linear, kept_coefficients
-
-
-class EdgeEmbedding(nn.Module):
-    """(E, hidden) invariant edge embedding of the distance (Bessel basis with envelope) and the
-    atomic numbers of both ends."""
-
-    def __init__(self, hidden: int, cutoff: float, num_basis: int):
-        super().__init__()
-        self.basis = BesselBasis(num_basis, cutoff)
-        self.source = nn.Embedding(NUM_ELEMENTS, hidden)
-        self.target = nn.Embedding(NUM_ELEMENTS, hidden)
-        self.radial = nn.Linear(num_basis, hidden)
-        self.mlp = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
-
-    def forward(self, r: torch.Tensor, z_source: torch.Tensor, z_target: torch.Tensor) -> torch.Tensor:
-        envelope = self.basis.envelope(r).unsqueeze(-1)
-        h = self.radial(self.basis(r)) + self.source(z_source).to(r.dtype) + self.target(z_target).to(r.dtype)
-        return self.mlp(h) * envelope  # vanishes smoothly at the cutoff
+from mlip.nn import (ChargeSpinEmbedding, EdgeDegreeEmbedding, EdgeEmbedding, GridProductMLP, SO3Linear, SO3RMSNorm,
+                     scatter_sum)
+from mlip.nn.so2 import EdgeFrame, SO2Linear
+from mlip.nn.spherical_harmonics import l1_to_cartesian
 
 
 class EscnBlock(nn.Module):
@@ -127,9 +110,7 @@ class ESCN(Potential):
         self.embedding = nn.Embedding(NUM_ELEMENTS, channels)
         self.charge_spin = ChargeSpinEmbedding(channels) if charge_spin else None
         self.edge_embedding = EdgeEmbedding(edge_hidden, cutoff, num_basis)
-        self.degree_embedding = nn.Linear(edge_hidden, (lmax + 1) * channels)
-        self.register_buffer("m_zero", torch.tensor([kept_coefficients(lmax, mmax).index(l * l + l)
-                                                     for l in range(lmax + 1)]), persistent=False)
+        self.degree_embedding = EdgeDegreeEmbedding(lmax, mmax, edge_hidden, channels)
         self.avg_num_neighbors = float(avg_num_neighbors)
         self.blocks = nn.ModuleList([EscnBlock(lmax, mmax, channels, hidden, edge_hidden, avg_num_neighbors)
                                      for _ in range(num_layers)])
@@ -137,10 +118,7 @@ class ESCN(Potential):
         nn.init.zeros_(self.readout[-1].weight)
         # direct forces only (an Identity otherwise, so that every weight takes part in the loss)
         self.force_head: nn.Module = SO3Linear(1, channels, 1, bias=False) if direct_forces else nn.Identity()
-        # l = 1 coefficients (Y_1,-1, Y_1,0, Y_1,1) of a vector v are c * (v_y, v_z, v_x) up to signs:
-        # this matrix takes them back to Cartesian (x, y, z)
-        basis = spherical_harmonics(1, torch.eye(3, dtype=torch.float64), normalize=False)[:, 1:]  # (3 xyz, 3 m)
-        self.register_buffer("l1_to_xyz", torch.linalg.inv(basis).float(), persistent=False)
+        self.register_buffer("l1_to_xyz", l1_to_cartesian().float(), persistent=False)  # l = 1 -> (x, y, z)
         self.direct_forces = bool(direct_forces)
         self.roll_edges = False  # tests: turn each edge frame by a random angle about the edge
         if self.direct_forces:
@@ -161,10 +139,7 @@ class ESCN(Potential):
         if self.charge_spin is not None:
             scalars = scalars + self.charge_spin(charge, spin).to(edge_vec.dtype)[batch]
         n, s = atomic_numbers.shape[0], (self.lmax + 1) * (self.lmax + 1)
-        degree = self.degree_embedding(edge_emb).view(-1, self.lmax + 1, self.channels)  # m = 0 coefficients
-        compact = torch.zeros(r.shape[0], d.shape[1], self.channels, dtype=r.dtype, device=r.device)
-        compact = compact.index_copy(1, self.m_zero, degree * envelope[:, None, None])
-        x = scatter_sum(self.frame.out_of(d, compact), target, n) / self.avg_num_neighbors
+        x = scatter_sum(self.frame.out_of(d, self.degree_embedding(edge_emb, envelope, d.shape[1])), target, n) / self.avg_num_neighbors
         x = x + torch.cat([scalars.unsqueeze(1), scalars.new_zeros(n, s - 1, self.channels)], dim=1)
         for block in self.blocks:
             x = block(x, edge_index, d, edge_emb, envelope)

@@ -1,9 +1,12 @@
-"""Embeddings of per-structure integers: total charge and spin multiplicity (OMol25)."""
+"""Embeddings of per-structure integers: total charge and spin multiplicity (OMol25); the size of
+every per-element table."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+NUM_ELEMENTS = 119  # per-element tables: atomic numbers 0..118
 
 
 class ChargeSpinEmbedding(nn.Module):

@@ -31,6 +31,13 @@ def _norm(l: int, m: int) -> float:
     return n * (math.sqrt(2.0) if m > 0 else 1.0)
 
 
+def l1_to_cartesian() -> torch.Tensor:
+    """(3, 3) float64 M with v = c M for the l = 1 coefficients c (Y_1,-1, Y_1,0, Y_1,1) of the
+    function v . r on the sphere: a direct-force head's l = 1 output back to (x, y, z)."""
+    basis = spherical_harmonics(1, torch.eye(3, dtype=torch.float64), normalize=False)[:, 1:]  # (3 xyz, 3 m)
+    return torch.linalg.inv(basis)
+
+
 def spherical_harmonics(lmax: int, vectors: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Real spherical harmonics of ``vectors``.
 

@@ -1,10 +1,9 @@
-"""eSCN beyond the shared physics suite: the roll about each edge does not matter, the direct-force
+"""eSCN beyond the shared physics suite (the roll about each edge: tests/models/test_edge_frames.py): the direct-force
 head is nearly equivariant and warns, the paper-size OC20 preset builds and takes a training step."""
 
 import pytest
 import torch
 
-from mlip.graph import build_graph
 from mlip.models import build
 from mlip.nn.so2 import SO2Linear, kept_coefficients
 from mlip.nn.so3 import block_wigner_D
@@ -26,18 +25,6 @@ def test_so2_linear_commutes_with_rotations_about_z():
     d = block_wigner_D(lmax, z_rotation(0.7))[kept][:, kept]  # z rotations keep |m|: block-diagonal in m
     torch.testing.assert_close(layer(torch.einsum("ab,ebc->eac", d, x)), torch.einsum("ab,ebc->eac", d, layer(x)),
                                atol=1e-12, rtol=0)
-
-
-@pytest.mark.parametrize("structure", ["ethanol", "triclinic"])
-def test_roll_about_the_edge_does_not_matter(structure):
-    model = make("escn")
-    d = build_graph(data(structure), model.cutoff)
-    ref = model(d)
-    model.roll_edges = True  # every edge frame turned by its own random angle
-    for _ in range(2):
-        out = model(d)
-        torch.testing.assert_close(out["energy"], ref["energy"], rtol=1e-10, atol=0)
-        torch.testing.assert_close(out["forces"], ref["forces"], rtol=1e-8, atol=1e-10)
 
 
 def test_direct_forces_warn_and_report_a_small_equivariance_error(record_property):
