@@ -158,7 +158,7 @@ class EquiformerV2(Potential):
     kernels = frozenset({"segment_sum", "edge_rotation", "grid_mlp"})
 
     presets = {
-        "small": dict(cutoff=4.0, lmax=2, mmax=1, channels=8, num_layers=2, hidden=8, heads=2, alpha_channels=4,
+        "small": dict(cutoff=4.0, lmax=2, mmax=1, channels=8, num_layers=1, hidden=8, heads=2, alpha_channels=4,
                       value_channels=4, ffn_hidden=16, edge_hidden=16, num_basis=8, avg_num_neighbors=10.0),
         # experiment=quickstart (rMD17 ethanol on a 2-core CPU)
         "quickstart": dict(cutoff=4.0, lmax=2, mmax=1, channels=32, num_layers=2, hidden=32, heads=4,
