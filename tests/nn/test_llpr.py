@@ -36,7 +36,7 @@ def loader(model, frames):
 @pytest.mark.parametrize("name", registered())
 def test_uncertainty_grows_away_from_the_fitted_structures(name):
     """Ethanol squeezed to 0.7x against a rattled one: the force uncertainty grows by more than
-    2.5x, the energy uncertainty by more than 3x (measured: force / energy ratios equiformer_v2
+    2.5x, the energy uncertainty by more than 3x (measured with the two-block small preset: force / energy ratios equiformer_v2
     2.8 / 9.4, escaip 16.2 / 19.4, escn 8.8 / 24.7, facet 3.5 / 13.6, transip 3.8 / 9.8;
     EquiformerV2's final layer norm bounds its last-layer features, hence its smaller force ratio)."""
     torch.manual_seed(0)
