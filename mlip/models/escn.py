@@ -139,7 +139,8 @@ class ESCN(Potential):
         if self.charge_spin is not None:
             scalars = scalars + self.charge_spin(charge, spin).to(edge_vec.dtype)[batch]
         n, s = atomic_numbers.shape[0], (self.lmax + 1) * (self.lmax + 1)
-        x = scatter_sum(self.frame.out_of(d, self.degree_embedding(edge_emb, envelope, d.shape[1])), target, n) / self.avg_num_neighbors
+        degree = self.degree_embedding(edge_emb, envelope, d.shape[1])  # m = 0 coefficients in the edge frames
+        x = scatter_sum(self.frame.out_of(d, degree), target, n) / self.avg_num_neighbors
         x = x + torch.cat([scalars.unsqueeze(1), scalars.new_zeros(n, s - 1, self.channels)], dim=1)
         for block in self.blocks:
             x = block(x, edge_index, d, edge_emb, envelope)
