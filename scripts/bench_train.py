@@ -1,7 +1,8 @@
 """Training at an equal wall-clock budget, molecule by molecule: mlip's potentials against MACE.
 
     python scripts/bench_train.py [--molecule ethanol] [--all] [--models facet escn escaip]
-                                  [--budget SECONDS] [--no-mace] [--out runs/bench_train]
+                                  [--budget SECONDS] [--set KEY=VALUE ...] [--no-mace]
+                                  [--out runs/bench_train]
 
 Molecules (``--all``: every one; all bundled in data/):
   ethanol, aspirin  rMD17 train_01 as 950 train / 50 val (the split mlip's DataModule draws with
@@ -140,12 +141,12 @@ def test_ours(checkpoint: str, tests: dict) -> dict:
     return out
 
 
-def run_ours(model: str, files: dict, work: Path, budget: float | None) -> dict:
+def run_ours(model: str, files: dict, work: Path, budget: float | None, overrides=()) -> dict:
     args = [sys.executable, "-m", "mlip", "train", "experiment=quickstart", f"model={model}", "data=extxyz",
             "~data.molecule", "data.train_size=null", f"data.train={files['train']}", f"data.val={files['val']}",
             f"data.test={next(iter(files['tests'].values()))}", "++data.options.energy_key=REF_energy",
             "++data.options.forces_key=REF_forces", f"run_dir={work / model}", "trainer.enable_progress_bar=false",
-            "last_layer_uncertainty=false"]
+            "last_layer_uncertainty=false", *overrides]
     if budget is not None:
         args += [f"time_budget={budget}"]
     start = time.perf_counter()
@@ -283,6 +284,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["facet"], help="mlip architectures (quickstart presets)")
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds of training per model (default: the quickstart's time_budget)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="Hydra overrides for every mlip run (e.g. loss.forces_weight=100)")
     parser.add_argument("--no-mace", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_train"))
     args = parser.parse_args()
@@ -296,7 +299,7 @@ def main() -> None:
         print(f"{molecule}: {files['about']}", flush=True)
         r = {"about": files["about"], "tests": list(files["tests"])}
         for model in args.models:
-            r[model] = run_ours(model, files, work, args.budget)
+            r[model] = run_ours(model, files, work, args.budget, args.set)
             print(f"  {model}: {r[model]['epochs']} epochs in {r[model]['fit_seconds']:.0f} s, test "
                   + ", ".join(f"{t} F {e['forces_mae']:.1f}" for t, e in r[model]["tests"].items()), flush=True)
         r["budget"] = r[args.models[0]]["fit_seconds"]
@@ -307,6 +310,8 @@ def main() -> None:
         results[molecule] = r
         (out / "results.json").write_text(json.dumps(results, indent=1))
     note = f"time_budget {args.budget:.0f} s" if args.budget else "the quickstart's time_budget"
+    if args.set:
+        note += "; " + " ".join(args.set)
     print("\n" + table(results, args.models, note))
     plot(results, args.models, out / "force_mae.png")
     print(f"\nresults: {out / 'results.json'}, plot: {out / 'force_mae.png'}")

@@ -41,6 +41,7 @@ class ScriptablePotential(nn.Module):
         self.known_species = model.known_species.clone()
         self.interaction_hops = int(model.interaction_hops)
         self.direct_forces = bool(model.direct_forces)
+        self.frame_averaged = int(model.num_frames) > 0
 
     @torch.jit.export
     def check_species(self, atomic_numbers: torch.Tensor) -> None:
@@ -99,6 +100,10 @@ class ScriptablePotential(nn.Module):
         if self.direct_forces:
             raise ValueError("this model predicts forces directly (not as the gradient of its energy); an MD "
                              "engine's domain decomposition needs conservative forces")
+        if self.frame_averaged:
+            raise ValueError("this model averages over frames of whole structures (frame_averaging), so an atom's "
+                             "energy depends on atoms beyond any cutoff: an MD engine's domain decomposition cannot "
+                             "split it; run it through forward or compute with whole structures")
         self.check_species(atomic_numbers)
         dtype = self.model.reference_energies.dtype
         pos = pos.to(dtype)

@@ -21,6 +21,15 @@ E_rep,i is the short-range ZBL repulsion prior (mlip.nn.repulsion; ``repulsion=N
 outside the scale: a physical energy the learned part adds to.
 
 Structures without a volume (molecules, or a slab whose cell has a zero vector) get zero stress.
+
+Frame averaging (``frame_averaging="so3"`` or ``"o3"``, for architectures that are not equivariant by
+construction): the architecture sees each structure's edge vectors in the F frames of
+mlip.nn.frames (``vec @ U``) and the per-atom energies are averaged over them (direct forces turned
+back by U^T and averaged), so energies are exactly invariant and forces and stress exactly
+equivariant; in training each structure gets one random frame per step (stochastic frame
+averaging). Forces stay the gradient of the averaged energy, through the frames. The cost of an
+evaluation is F times the architecture's, and the model is no longer local (a frame depends on
+every atom of its structure), so MD engines' domain decomposition refuses it.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from torch import nn
 
 from mlip.graph.edges import edge_vectors
 from mlip.nn.embedding import NUM_ELEMENTS  # noqa: F401  (the models import it from here too)
+from mlip.nn.frames import FRAME_GROUPS, structure_frames
 from mlip.nn.llpr import LastLayerUncertainty, captured_features
 from mlip.nn.repulsion import ZBLRepulsion
 from mlip.nn.scatter import scatter_sum
@@ -64,15 +74,21 @@ class Potential(nn.Module):
         repulsion: "zbl" adds the switched ZBL nuclear repulsion (mlip.nn.repulsion) to the learned
             energy, so that atoms pushed together are pushed apart whatever the training data held;
             None leaves it out (model files written before it existed load with None).
+        frame_averaging: None, "so3" (4 frames: rotations) or "o3" (8: rotations and reflections); see
+            the module docstring. Architectures that are not equivariant by construction offer it.
     """
 
     name = "potential"
     __jit_unused_properties__ = ["last_layer", "provides_uncertainty", "interaction_hops"]  # eager-only, not scripted
 
     def __init__(self, cutoff: float, max_neighbors: Optional[int] = None, species=None,
-                 repulsion: Optional[str] = "zbl"):
+                 repulsion: Optional[str] = "zbl", frame_averaging: Optional[str] = None):
         super().__init__()
         self.cutoff = float(cutoff)
+        if frame_averaging is not None and frame_averaging not in FRAME_GROUPS:
+            raise ValueError(f"frame_averaging must be None or one of {sorted(FRAME_GROUPS)}, got {frame_averaging!r}")
+        # frames per structure (0: no frame averaging)
+        self.num_frames = 0 if frame_averaging is None else FRAME_GROUPS[frame_averaging]
         if repulsion not in ("zbl", None):
             raise ValueError(f"repulsion must be 'zbl' or None, got {repulsion!r}")
         self.repulsion: Optional[ZBLRepulsion] = ZBLRepulsion(self.cutoff) if repulsion == "zbl" else None
@@ -118,8 +134,9 @@ class Potential(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} does not state its interaction_hops")
 
     @torch.jit.unused
-    def auxiliary_loss(self, batch) -> Optional[torch.Tensor]:
-        """A training-only loss term of the architecture's own (None: none), added by the trainer."""
+    def auxiliary_loss(self, batch, progress: Optional[float] = None) -> Optional[torch.Tensor]:
+        """A training-only loss term of the architecture's own (None: none), added by the trainer;
+        ``progress``: the fraction of the planned training steps done (None: unknown), for schedules."""
         return None
 
     # -- facts the model declares (the tests and the kernel checks read them) -------------
@@ -227,7 +244,10 @@ class Potential(nn.Module):
             return self.compute(*args)
         with captured_features(self) as store:  # the last layer's input: LLPR's features
             out = self.compute(*args)
-        energy_std, forces_std = self.uncertainty(store[0][: z.shape[0]], batch, num_graphs)
+        features = store[0]
+        if self.num_frames > 0:  # the energy is the frames' mean, linear in the last layer's input
+            features = features[: self.num_frames * z.shape[0]].reshape(self.num_frames, z.shape[0], -1).mean(0)
+        energy_std, forces_std = self.uncertainty(features[: z.shape[0]], batch, num_graphs)
         out["energy_std"] = energy_std.to(out["energy"].dtype)
         out["forces_std"] = forces_std.to(out["energy"].dtype)
         return out
@@ -284,6 +304,35 @@ class Potential(nn.Module):
             e_atom = e_atom + self.repulsion(z, edge_index, edge_vec)
         return e_atom, direct
 
+    def structure_atom_energies(self, pos: torch.Tensor, cell: torch.Tensor, atomic_numbers: torch.Tensor,
+                                edge_index: torch.Tensor, edge_vec: torch.Tensor, batch: torch.Tensor,
+                                num_graphs: int, charge: torch.Tensor,
+                                spin: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``total_atom_energies`` of whole structures (positions (N,3) Å and cells (B,3,3) given), with
+        frame averaging when the model uses it: the mean over each structure's frames in evaluation,
+        one random frame per structure in training. Returns (N,) eV and (N,3) direct forces or (0,3)."""
+        if self.num_frames == 0:
+            return self.total_atom_energies(atomic_numbers, edge_index, edge_vec, batch, num_graphs, charge, spin)
+        frames = structure_frames(pos, cell, batch, num_graphs, self.num_frames)  # (B,F,3,3)
+        if self.training:  # stochastic frame averaging
+            pick = torch.randint(0, self.num_frames, [num_graphs], device=pos.device)
+            frames = frames[torch.arange(num_graphs, device=pos.device), pick].unsqueeze(1)
+        f = frames.shape[1]
+        n = atomic_numbers.shape[0]
+        copies = torch.arange(f, device=pos.device)
+        # copy k of structure b is graph k * B + b; its atoms and edges are offset by k * N
+        z = atomic_numbers.repeat(f)
+        graph = (batch.unsqueeze(0) + copies.unsqueeze(1) * num_graphs).reshape(-1)
+        edges = (edge_index.unsqueeze(1) + copies.view(1, f, 1) * n).reshape(2, -1)
+        rotations = frames[batch[edge_index[1]]]  # (E,F,3,3)
+        vec = torch.einsum("ei,efij->fej", edge_vec, rotations).reshape(-1, 3)
+        e_all, direct = self.total_atom_energies(z, edges, vec, graph, f * num_graphs, charge.repeat(f),
+                                                 spin.repeat(f))
+        e_atom = e_all.reshape(f, n).mean(0)
+        if direct.shape[0] > 0:  # frame components back to lab axes: f_i = sum_j U_ij f'_j
+            direct = torch.einsum("fnj,nfij->ni", direct.reshape(f, n, 3), frames[batch]) / f
+        return e_atom, direct
+
     def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
                 cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
                 spin: torch.Tensor, compute_forces: bool = True,
@@ -308,7 +357,8 @@ class Potential(nn.Module):
             pos_used = pos + torch.einsum("ni,nij->nj", pos, sym[batch])
             cell_used = cell + torch.bmm(cell, sym)
         vec = edge_vectors(pos_used, cell_used, edge_index, cell_shifts, batch)
-        e_atom, direct = self.total_atom_energies(z, edge_index, vec, batch, num_graphs, charge, spin)
+        e_atom, direct = self.structure_atom_energies(pos_used, cell_used, z, edge_index, vec, batch, num_graphs,
+                                                      charge, spin)
         energy = scatter_sum(e_atom, batch, num_graphs)
         out: Dict[str, torch.Tensor] = {"energy": energy}
         inputs: List[torch.Tensor] = []

@@ -16,8 +16,10 @@ and reads out node (and, for direct forces, edge) features; the readouts of all 
 concatenated and projected, and an MLP gives per-atom energies. Forces are the energy gradient by
 default; ``direct_forces=True`` predicts them as in the paper's code: per token a 3-vector times the
 edge direction (component by component), summed over the neighbours and scaled by a per-atom
-magnitude. That head is neither conservative nor exactly equivariant (it is trained towards
-equivariance by rotation augmentation, ``data.augment_rotations``).
+magnitude (and, this project's, by each neighbour's cutoff envelope, so that forces do not jump
+when a neighbour crosses the cutoff). That head is not conservative, nor exactly equivariant unless
+``frame_averaging`` is set (mlip.nn.frames); without it, rotation augmentation
+(``data.augment_rotations``) trains it towards equivariance.
 
 This project's choices (not the paper's): the BOO features are the per-degree power spectrum of the
 envelope-weighted sum of the neighbours' spherical harmonics (the paper averages over neighbours,
@@ -122,8 +124,8 @@ class EScAIP(Potential):
         ffn_multiplier: feed-forward width / hidden. atom_padding: pad the number of atoms to a
             multiple of this (0: no padding), so that a compiled model sees few distinct shapes.
         avg_num_neighbors: normalises the BOO sums (set from statistics in training).
-        direct_forces: the non-conservative force head (a warning says so). charge_spin, species, repulsion: as
-            Potential.
+        direct_forces: the non-conservative force head (a warning says so). charge_spin, species, repulsion,
+            frame_averaging (direct forces only: it makes them exactly equivariant): as Potential.
     """
 
     kernels = frozenset({"segment_sum", "neighbor_attention"})
@@ -144,8 +146,11 @@ class EScAIP(Potential):
                  num_basis: int = 32, atom_dim: int = 32, boo_dim: int = 32, boo_lmax: int = 3, angular_lmax: int = 2,
                  ffn_multiplier: int = 2, atom_padding: int = 0, avg_num_neighbors: float = 20.0,
                  direct_forces: bool = False, charge_spin: bool = False, species=None, repulsion: Optional[str] = "zbl",
-                 max_neighbors: Optional[int] = None):
-        super().__init__(cutoff, max_neighbors, species, repulsion)
+                 max_neighbors: Optional[int] = None, frame_averaging: Optional[str] = None):
+        if frame_averaging is not None and not direct_forces:
+            raise ValueError("EScAIP with gradient forces is exactly equivariant already; frame_averaging is for its "
+                             "direct-force head (direct_forces=True)")
+        super().__init__(cutoff, max_neighbors, species, repulsion, frame_averaging)
         self.hidden, self.boo_lmax, self.angular_lmax = hidden, boo_lmax, angular_lmax
         self.atom_padding = int(atom_padding)
         self.slots_cap = int(max_neighbors or 0)  # K - 1 of the neighbour table (0: from the batch)
@@ -177,12 +182,13 @@ class EScAIP(Potential):
 
     @property
     def exactly_equivariant(self) -> bool:
-        return not self.direct_forces
+        return not self.direct_forces or self.num_frames > 0
 
     def _features(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
                   batch: torch.Tensor, charge: torch.Tensor,
                   spin: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Padded node features (Np,H), node readout (Np,H), edge readout (Np,K,H) and directions (Np,K,3)."""
+        """Node readout (Np,H), edge readout (Np,K,H), directions (Np,K,3) and envelopes (Np,K) of the
+        padded neighbour table."""
         source, target = edge_index[0], edge_index[1]
         n = atomic_numbers.shape[0]
         n_pad = pad_to(n, self.atom_padding)
@@ -221,7 +227,8 @@ class EScAIP(Potential):
         edge_out = directions.new_zeros(0)
         if self.direct_forces:
             edge_out = self.edge_projection(torch.cat(edge_readouts, dim=-1)) * valid.unsqueeze(-1)
-        return node_out, edge_out, directions, valid
+        # each key's cutoff envelope (1 at slot 0, 0 at padding): what the direct head weights neighbours by
+        return node_out, edge_out, directions, bias.exp()
 
     @property
     def interaction_hops(self) -> int:
@@ -239,10 +246,11 @@ class EScAIP(Potential):
     def atom_energies_and_forces(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor,
                                  edge_vec: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
                                  spin: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        node_out, edge_out, directions, valid = self._features(atomic_numbers, edge_index, edge_vec, batch, charge,
+        node_out, edge_out, directions, envelope = self._features(atomic_numbers, edge_index, edge_vec, batch, charge,
                                                                spin)
         n = atomic_numbers.shape[0]
         # the paper's head: a 3-vector per neighbour times its direction, component by component
-        per_edge = self.force_direction(edge_out) * directions * valid.unsqueeze(-1)
+        # (each neighbour's share times its cutoff envelope, this project's: forces smooth at the cutoff)
+        per_edge = self.force_direction(edge_out) * directions * envelope.unsqueeze(-1)
         forces = per_edge[:, 1:].sum(dim=1) * self.force_magnitude(node_out)
         return self.energy_head(node_out).squeeze(-1)[:n], forces[:n]

@@ -32,6 +32,7 @@ vector (the loss stayed at log B).
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Optional, Tuple
 
@@ -48,19 +49,21 @@ from mlip.nn.radial import GaussianBasis, PolynomialEnvelope
 
 class TransformerBlock(nn.Module):
     """Pre-norm attention of each atom over its neighbour slots, then a feed-forward layer.
-    forward(h (N,H), pair (N,K,H) relative-geometry features, index (N,K), bias (N,K)) -> (N,H)."""
+    forward(h (N,H), pair (N,K,H) relative-geometry features, index (N,K), bias (N,K), positions
+    (N,K,3) Å for rotary encodings or None) -> (N,H)."""
 
-    def __init__(self, hidden: int, heads: int, ffn_multiplier: int):
+    def __init__(self, hidden: int, heads: int, ffn_multiplier: int, rotary_wavelength: float = 0.0):
         super().__init__()
         self.norm = nn.LayerNorm(hidden)
-        self.attention = NeighborAttention(hidden, heads)
+        self.attention = NeighborAttention(hidden, heads, rotary_wavelength=rotary_wavelength)
         self.norm_ffn = nn.LayerNorm(hidden)
         self.ffn = feed_forward(hidden, ffn_multiplier)
 
-    def forward(self, h: torch.Tensor, pair: torch.Tensor, index: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, pair: torch.Tensor, index: torch.Tensor, bias: torch.Tensor,
+                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = self.norm(h)
         tokens = x[index] + pair  # slot 0: the atom itself (pair features of a zero vector)
-        h = h + self.attention(tokens, bias)[:, 0]
+        h = h + self.attention(tokens, bias, None, positions)[:, 0]
         return h + self.ffn(self.norm_ffn(h))
 
 
@@ -72,9 +75,15 @@ class TransIP(Potential):
         cutoff: Å (attention range). hidden, num_layers, heads: transformer sizes. num_basis:
             Gaussians of the distance in the pair features. ffn_multiplier: feed-forward width / hidden.
         alignment_weight: weight of the learned-equivariance loss (0: none, the augmentation baseline).
-        alignment_temperature: InfoNCE temperature. direct_forces: a per-atom force head (not
+        alignment_temperature: InfoNCE temperature. alignment: "atom" (each atom's embedding) or
+            "structure" (the paper's: mean-pooled structure embeddings, contrasted across the batch).
+        alignment_warmup, alignment_final: the weight's schedule over training (``alignment_scale``):
+            rises over this fraction of the steps, then falls (cosine) to this multiple of itself.
+        position_encoding: "offset" (a learned projection of the atom's position relative to the
+            centre of its surroundings, added to its token) or "rotary" (the paper's: rotary
+            encodings of positions in every attention layer, mlip.nn.rotary). direct_forces: a per-atom force head (not
             conservative; warns). charge_spin: embed total charge and spin (OMol25). species,
-            repulsion, max_neighbors: as Potential.
+            repulsion, max_neighbors, frame_averaging: as Potential.
     """
 
     kernels = frozenset({"segment_sum", "neighbor_attention"})
@@ -91,10 +100,23 @@ class TransIP(Potential):
 
     def __init__(self, cutoff: float = 12.0, hidden: int = 128, num_layers: int = 4, heads: int = 8,
                  num_basis: int = 16, ffn_multiplier: int = 2, alignment_weight: float = 0.1,
-                 alignment_temperature: float = 0.1, direct_forces: bool = False, charge_spin: bool = False,
-                 species=None, repulsion: Optional[str] = "zbl", max_neighbors: Optional[int] = None):
-        super().__init__(cutoff, max_neighbors, species, repulsion)
+                 alignment_temperature: float = 0.1, alignment: str = "atom", alignment_warmup: float = 0.0,
+                 alignment_final: float = 1.0, position_encoding: str = "offset", direct_forces: bool = False,
+                 charge_spin: bool = False,
+                 species=None, repulsion: Optional[str] = "zbl", max_neighbors: Optional[int] = None,
+                 frame_averaging: Optional[str] = None):
+        super().__init__(cutoff, max_neighbors, species, repulsion, frame_averaging)
+        if alignment not in ("atom", "structure"):
+            raise ValueError(f"alignment must be 'atom' or 'structure', got {alignment!r}")
+        if position_encoding not in ("offset", "rotary"):
+            raise ValueError(f"position_encoding must be 'offset' or 'rotary', got {position_encoding!r}")
+        if not 0.0 <= alignment_warmup < 1.0 or alignment_final < 0.0:
+            raise ValueError(f"alignment_warmup must be in [0, 1) and alignment_final >= 0; got {alignment_warmup}, "
+                             f"{alignment_final}")
         self.hidden = hidden
+        self.alignment = alignment
+        self.alignment_warmup, self.alignment_final = float(alignment_warmup), float(alignment_final)
+        self.rotary = position_encoding == "rotary"
         self.slots_cap = int(max_neighbors or 0)
         self.alignment_weight = float(alignment_weight)
         self.alignment_temperature = float(alignment_temperature)
@@ -106,10 +128,14 @@ class TransIP(Potential):
         # unit-variance element embeddings, 80 Adam steps on 8 ethanol frames left the force loss at 0.056;
         # with std 0.1, 0.026)
         nn.init.normal_(self.element.weight, std=0.1)
-        self.position = nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        # the token's position: relative to its surroundings' centre ("offset"), or rotary encodings in attention
+        self.position: nn.Module = (nn.Identity() if self.rotary
+                                    else nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden)))
         self.pair = nn.Sequential(nn.Linear(3 + num_basis, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.charge_spin = ChargeSpinEmbedding(hidden) if charge_spin else None
-        self.blocks = nn.ModuleList([TransformerBlock(hidden, heads, ffn_multiplier) for _ in range(num_layers)])
+        rotary_wavelength = 4.0 * cutoff if self.rotary else 0.0  # longer than any span of a neighbour sequence
+        self.blocks = nn.ModuleList([TransformerBlock(hidden, heads, ffn_multiplier, rotary_wavelength)
+                                     for _ in range(num_layers)])
         self.norm = nn.LayerNorm(hidden)
         self.energy_head = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
         nn.init.zeros_(self.energy_head[-1].weight)
@@ -128,7 +154,7 @@ class TransIP(Potential):
 
     @property
     def exactly_equivariant(self) -> bool:
-        return False
+        return self.num_frames > 0  # with frame averaging (in evaluation)
 
     def embeddings(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
                    batch: torch.Tensor, charge: torch.Tensor, spin: torch.Tensor) -> torch.Tensor:
@@ -137,22 +163,26 @@ class TransIP(Potential):
         n = atomic_numbers.shape[0]
         r = edge_vec.norm(p=2, dim=-1)
         env = self.envelope(r)
-        # position relative to the (envelope-weighted) centre of the atom's surroundings
-        weight = scatter_sum(env, target, n)
-        offset = scatter_sum(env.unsqueeze(-1) * edge_vec, target, n) / (1.0 + weight).unsqueeze(-1)
-        h = self.element(atomic_numbers).to(edge_vec.dtype) + self.position(offset)
+        h = self.element(atomic_numbers).to(edge_vec.dtype)
+        if not self.rotary:  # position relative to the (envelope-weighted) centre of the atom's surroundings
+            weight = scatter_sum(env, target, n)
+            offset = scatter_sum(env.unsqueeze(-1) * edge_vec, target, n) / (1.0 + weight).unsqueeze(-1)
+            h = h + self.position(offset)
         if self.charge_spin is not None:
             h = h + self.charge_spin(charge, spin).to(edge_vec.dtype)[batch]
         slot, keep, k, index, valid, bias = neighbor_table(source, target, r, env, n, self.slots_cap)
         pair = self.pair(torch.cat([to_slots(edge_vec, slot, keep, n, k),
                                     to_slots(self.basis(r), slot, keep, n, k)], dim=-1))
+        # rotary: each token's position relative to the sequence's atom, x_j - x_i (0 at slot 0)
+        positions: Optional[torch.Tensor] = to_slots(-edge_vec, slot, keep, n, k) if self.rotary else None
         for block in self.blocks:
-            h = block(h, pair, index, bias)
+            h = block(h, pair, index, bias, positions)
         return self.norm(h)
 
     @property
     def interaction_hops(self) -> int:
-        return len(self.blocks) + 1  # the input features (neighbourhood offset, pair tokens) gather the neighbours, then one per block
+        # one per block, plus one where the input features (the neighbourhood offset) gather the neighbours
+        return len(self.blocks) + (0 if self.rotary else 1)
 
     @property
     def last_layer(self) -> nn.Linear:
@@ -169,9 +199,22 @@ class TransIP(Potential):
         z = self.embeddings(atomic_numbers, edge_index, edge_vec, batch, charge, spin)
         return self.energy_head(z).squeeze(-1), self.force_head(z)
 
+    def alignment_scale(self, progress: Optional[float]) -> float:
+        """The alignment weight's factor at ``progress`` (fraction of the planned training steps done):
+        a linear rise over the first ``alignment_warmup`` of training, then a cosine from 1 to
+        ``alignment_final``. 1 when the length of training is unknown (progress None)."""
+        if progress is None:
+            return 1.0
+        p = min(max(float(progress), 0.0), 1.0)
+        if p < self.alignment_warmup:
+            return p / self.alignment_warmup
+        span = (p - self.alignment_warmup) / (1.0 - self.alignment_warmup)
+        return self.alignment_final + (1.0 - self.alignment_final) * 0.5 * (1.0 + math.cos(math.pi * span))
+
     @torch.jit.unused
-    def auxiliary_loss(self, batch) -> Optional[torch.Tensor]:
-        """The alignment loss on ``batch`` (with its graph), each structure turned by a random rotation."""
+    def auxiliary_loss(self, batch, progress: Optional[float] = None) -> Optional[torch.Tensor]:
+        """The alignment loss on ``batch`` (with its graph), each structure turned by a random rotation;
+        ``progress`` (fraction of training done, from the trainer) sets the weight's schedule."""
         if self.alignment_weight <= 0:
             return None
         from mlip.graph import edge_vectors, rotate
@@ -186,9 +229,16 @@ class TransIP(Potential):
                                data.cell_shifts, graph)
             latents.append(self.embeddings(data.atomic_numbers, data.edge_index, vec, graph, charge, spin))
         z, z_rotated = latents
-        predicted = z + self.transform(torch.cat([z, rotations.reshape(b, 9)[graph]], dim=-1))
-        # atom-level InfoNCE: atom i of the rotated structure against every atom of the batch (at most
-        # max_alignment_atoms of them, drawn at random, so the (n, n) logits stay small)
+        rotation_features = rotations.reshape(b, 9)
+        if self.alignment == "structure":
+            # the paper's: mean-pooled structure embeddings, each structure against the batch's others
+            counts = scatter_sum(torch.ones_like(z[:, 0]), graph, b).clamp(min=1.0).unsqueeze(-1)
+            z, z_rotated = scatter_sum(z, graph, b) / counts, scatter_sum(z_rotated, graph, b) / counts
+        else:
+            rotation_features = rotation_features[graph]
+        predicted = z + self.transform(torch.cat([z, rotation_features], dim=-1))
+        # InfoNCE: item i of the rotated batch (an atom, or a structure) against every item (at most
+        # max_alignment_atoms of them, drawn at random, so the logits stay small)
         n = z.shape[0]
         if n > self.max_alignment_atoms:
             keep = torch.randperm(n, device=z.device)[: self.max_alignment_atoms]
@@ -197,4 +247,5 @@ class TransIP(Potential):
         target = nn.functional.normalize(z_rotated, dim=-1)
         logits = anchor @ target.T / self.alignment_temperature
         labels = torch.arange(logits.shape[0], device=logits.device)
-        return self.alignment_weight * nn.functional.cross_entropy(logits, labels)
+        weight = self.alignment_weight * self.alignment_scale(progress)
+        return weight * nn.functional.cross_entropy(logits, labels)

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mlip.kernels import neighbor_attention, use_triton
+from mlip.nn.rotary import rotary_frequencies, rotate_pairs
 
 
 def neighbor_slots(target: torch.Tensor, r: torch.Tensor, num_nodes: int,
@@ -93,9 +94,13 @@ class NeighborAttention(nn.Module):
     kernel on CUDA; elsewhere torch's math attention, whose backward is differentiable again: forces are
     a gradient, and training on them takes the gradient of that); in eval mode without Triton, torch's
     fused scaled_dot_product_attention.
+
+    With ``rotary_wavelength`` > 0 (Å, the longest period), forward's ``positions`` (N,K,3), each
+    token's position relative to the sequence's atom, turn queries and keys (mlip.nn.rotary), so
+    that scores see the tokens' relative positions.
     """
 
-    def __init__(self, hidden: int, heads: int, angular_lmax: int = 0):
+    def __init__(self, hidden: int, heads: int, angular_lmax: int = 0, rotary_wavelength: float = 0.0):
         super().__init__()
         if hidden % heads:
             raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
@@ -121,12 +126,19 @@ class NeighborAttention(nn.Module):
         self.register_buffer("channel", torch.tensor(channel), persistent=False)
         self.register_buffer("coefficient", torch.tensor(coefficient), persistent=False)
         self.register_buffer("weight", torch.tensor(weight), persistent=False)
+        frequencies = rotary_frequencies(self.head_dim, rotary_wavelength) if rotary_wavelength > 0 else torch.zeros(0)
+        self.register_buffer("rotary_frequencies", frequencies.float(), persistent=False)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, harmonics: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, harmonics: Optional[torch.Tensor] = None,
+                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
         n, k, hidden = x.shape
         q = self.query(x).view(n, k, self.heads, self.head_dim)
         key = self.key(x).view(n, k, self.heads, self.head_dim)
         v = self.value(x).view(n, k, self.heads, self.head_dim).transpose(1, 2)
+        if positions is not None and self.rotary_frequencies.shape[0] > 0:
+            at = positions.unsqueeze(2)  # (N, K, 1, 3): one position per token, every head
+            q = rotate_pairs(q, at, self.rotary_frequencies)
+            key = rotate_pairs(key, at, self.rotary_frequencies)
         if harmonics is not None and self.angular_lmax > 0:
             y = (harmonics.index_select(2, self.coefficient) * self.weight.to(x.dtype)).unsqueeze(2)  # (N, K, 1, D')
             q = q.index_select(3, self.channel) * y

@@ -16,6 +16,12 @@ smoothness as a neighbour crosses the cutoff, locality (interaction_hops), isola
 far-apart molecules adding up, dimers repulsive at short range (with the ZBL prior),
 batch = one by one, float32 against float64, the ASE calculator giving what the model gives, and
 force training reaching every weight.
+
+Where a model departs from a check by design, the check reports the measured departure (pytest's
+record_property, in the JUnit XML) and asserts that it is the departure expected: direct-force
+heads are not the gradient of the energy; frame averaging (mlip.nn.frames) is not local (an atom
+beyond the cutoff, or beyond interaction_hops, moves the frame, and far-apart molecules do not add
+up), though the energy stays continuous as an atom crosses the cutoff.
 """
 
 from __future__ import annotations
@@ -48,6 +54,12 @@ def fd_agrees(f, value: float, rel: float, abs_tol: float, steps=(1e-3, 3e-4, 1e
     truncation (large h, and O(h^2) where it straddles a spline knot) plus the round-off of total
     energies of ~1e3 eV (small h); the derivative is confirmed when some step brings both down."""
     return any(abs(derivative(f, h) - value) <= abs_tol + rel * abs(value) for h in steps)
+
+
+def frame_averaged(model) -> bool:
+    """Does the model average over frames of whole structures (mlip.nn.frames)? Such a model is exactly
+    equivariant but not local: the checks of locality report its measured departures instead."""
+    return int(getattr(model, "num_frames", 0)) > 0
 
 
 def _close(out, ref, rtol=1e-8, energy_rtol=1e-10):
@@ -100,7 +112,7 @@ class PotentialTests:
         _close(model(moved), ref)
 
     @pytest.mark.parametrize("structure", ["ethanol", "triclinic", "slab"])
-    def test_forces_are_minus_the_gradient(self, model, structure):
+    def test_forces_are_minus_the_gradient(self, model, structure, record_property):
         d = data(structure)
         forces = model(d)["forces"]
 
@@ -112,9 +124,16 @@ class PotentialTests:
                 return energy(model, moved)
             return f
 
-        for atom in (0, d.num_nodes // 2, d.num_nodes - 1):
-            for k in range(3):
-                assert fd_agrees(displaced(atom, k), -float(forces[atom, k]), 1e-7, 1e-8), (atom, k)
+        checked = [(atom, k) for atom in (0, d.num_nodes // 2, d.num_nodes - 1) for k in range(3)]
+        if model.direct_forces:
+            # a direct head is not the gradient (reported, not required): the worst relative gap
+            gaps = [abs(derivative(displaced(atom, k), 1e-4) + float(forces[atom, k])) for atom, k in checked]
+            gap = max(gaps) / max(float(forces.abs().max()), 1e-30)
+            record_property("direct_forces_vs_gradient", gap)
+            assert np.isfinite(gap) and gap > 1e-6, f"direct forces agree with the gradient ({gap:.1e}): not direct?"
+            return
+        for atom, k in checked:
+            assert fd_agrees(displaced(atom, k), -float(forces[atom, k]), 1e-7, 1e-8), (atom, k)
 
     @pytest.mark.parametrize("structure", ["si2", "triclinic"])
     def test_stress_is_the_strain_derivative(self, model, structure):
@@ -143,21 +162,32 @@ class PotentialTests:
         e_super = energy(model, AtomicData.from_ase(atoms.repeat(repeat)))
         assert e_super == pytest.approx(np.prod(repeat) * e_cell, rel=1e-10)
 
-    def test_smooth_as_a_neighbour_crosses_the_cutoff(self, model):
+    def test_smooth_as_a_neighbour_crosses_the_cutoff(self, model, record_property):
         rc = model.cutoff
 
         def dimer_plus(distance):
             pos = [[0.0, 0.0, 0.0], [1.1, 0.0, 0.0], [0.0, distance, 0.0]]
             return AtomicData.build(pos=pos, atomic_numbers=[6, 8, 1])
 
-        delta = 1e-5
-        inside, outside = model(dimer_plus(rc - delta)), model(dimer_plus(rc + delta))
-        assert abs(float((inside["energy"] - outside["energy"]).detach())) < 1e-8
-        assert float((inside["forces"] - outside["forces"]).abs().max()) < 1e-6
+        def jumps(delta):
+            inside, outside = model(dimer_plus(rc - delta)), model(dimer_plus(rc + delta))
+            return (abs(float((inside["energy"] - outside["energy"]).detach())),
+                    float((inside["forces"] - outside["forces"]).abs().max()))
+
+        energy_jump, force_jump = jumps(1e-5)
+        if frame_averaged(model):
+            # the frame moves with the third atom beyond the cutoff too: E changes at a finite rate across
+            # the cutoff (reported) but does not jump: the change shrinks with the step
+            record_property("frame_energy_slope_beyond_cutoff", energy_jump / 2e-5)
+            small_energy, small_force = jumps(1e-6)
+            assert small_energy < 0.2 * energy_jump + 1e-10 and small_force < 0.2 * force_jump + 1e-8, \
+                (energy_jump, small_energy, force_jump, small_force)
+        else:
+            assert energy_jump < 1e-8 and force_jump < 1e-6, (energy_jump, force_jump)
         # the energy must actually depend on the third atom inside the cutoff
         assert abs(energy(model, dimer_plus(rc - 0.5)) - energy(model, dimer_plus(rc + 0.5))) > 1e-6
 
-    def test_an_atom_feels_exactly_interaction_hops_neighbours_away(self, model):
+    def test_an_atom_feels_exactly_interaction_hops_neighbours_away(self, model, record_property):
         """In a chain whose neighbours are 0.6 cutoff apart (so that atom k is k edges from atom 0),
         atom 0's energy changes when atom ``interaction_hops`` moves and not when atom
         ``interaction_hops + 1`` does: the locality an MD engine's domain decomposition relies on
@@ -170,12 +200,20 @@ class PotentialTests:
             pos = [[0.6 * rc * k, 0.5 if k == moved else 0.0, 0.0] for k in range(len(numbers))]
             g = collate([build_graph(AtomicData.build(pos=pos, atomic_numbers=numbers), rc, model.max_neighbors)])
             vec = g.pos[g.edge_index[1]] - g.pos[g.edge_index[0]]
-            e, _ = model.total_atom_energies(g.atomic_numbers, g.edge_index, vec, g.batch, 1, g.charge, g.spin)
+            e, _ = model.structure_atom_energies(g.pos, g.cell.reshape(-1, 3, 3), g.atomic_numbers, g.edge_index, vec,
+                                                 g.batch, 1, g.charge, g.spin)
             return float(e[0].detach())
 
         still = atom0(-1)
         assert abs(atom0(hops) - still) > 1e-12, f"atom 0 does not feel atom {hops}: interaction_hops overstated"
-        assert abs(atom0(hops + 1) - still) < 1e-14, f"atom 0 feels atom {hops + 1}: interaction_hops understated"
+        beyond = abs(atom0(hops + 1) - still)
+        if frame_averaged(model):
+            # the frame depends on every atom, so an atom's energy may feel any other (reported: a model
+            # whose energy is invariant without the frames, EScAIP with direct forces, does not)
+            record_property("frame_energy_change_beyond_hops", beyond)
+            assert np.isfinite(beyond)
+        else:
+            assert beyond < 1e-14, f"atom 0 feels atom {hops + 1}: interaction_hops understated"
 
     def test_isolated_atoms_give_their_reference_energies(self, model):
         """An atom without neighbours is a valid input (no edges at all) and has exactly its element's
@@ -228,12 +266,18 @@ class PotentialTests:
                 rising = np.diff(energies) < 0  # energy falls as the distance grows
                 assert rising.all(), f"dimer {a}-{b}: energy not monotonic at {distances[1:][~rising].round(3)} Å"
 
-    def test_molecules_far_apart_give_the_sum_of_their_energies(self, model):
+    def test_molecules_far_apart_give_the_sum_of_their_energies(self, model, record_property):
         a, b = ethanol(), water()
         b.positions += [model.cutoff + 10.0, 0.0, 0.0]
         both = a + b
         out = model(AtomicData.from_ase(both))
         parts = [model(AtomicData.from_ase(x)) for x in (a, b)]
+        if frame_averaged(model):  # the pair's frames are not the molecules' own (reported)
+            gap = abs(float((out["energy"] - parts[0]["energy"] - parts[1]["energy"]).detach()))
+            force_gap = float((out["forces"] - torch.cat([p["forces"] for p in parts])).abs().max())
+            record_property("frame_gaps_of_far_molecules", {"energy": gap, "forces": force_gap})
+            assert np.isfinite(gap) and np.isfinite(force_gap) and max(gap, force_gap) > 0.0
+            return
         torch.testing.assert_close(out["energy"], parts[0]["energy"] + parts[1]["energy"], rtol=1e-12, atol=1e-9)
         torch.testing.assert_close(out["forces"], torch.cat([p["forces"] for p in parts]), rtol=1e-8, atol=1e-10)
 

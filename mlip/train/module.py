@@ -62,11 +62,26 @@ class PotentialModule(L.LightningModule):
     def evaluation_model(self):
         return self.ema if self.ema is not None else self.model
 
+    @property
+    def training_progress(self) -> Optional[float]:
+        """The fraction of the planned optimizer steps done (the schedule's plan: the time budget's or the
+        trainer's estimate); None when neither is finite."""
+        if self.schedule_total_steps is not None:
+            total = float(max(1, self.schedule_total_steps))
+        elif self._trainer is not None:
+            total = float(self.trainer.estimated_stepping_batches)
+        else:
+            return None
+        if not math.isfinite(total) or total <= 0:
+            return None
+        return min(1.0, self.global_step / total)
+
     # -- steps ----------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         out = self.model(batch, compute_stress=self.loss_fn.weights["stress"] > 0)
         losses = self.loss_fn(out, batch)
-        auxiliary = self.model.auxiliary_loss(batch)  # e.g. TransIP's learned-equivariance alignment
+        # e.g. TransIP's learned-equivariance alignment (its weight may follow the progress of training)
+        auxiliary = self.model.auxiliary_loss(batch, self.training_progress)
         if auxiliary is not None:
             losses["loss_auxiliary"] = auxiliary
             losses["loss"] = losses["loss"] + auxiliary

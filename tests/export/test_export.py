@@ -35,6 +35,31 @@ def test_exported_model_equals_eager(name, fmt, tmp_path):
         assert_same(model(data(structure, torch.float64)), loaded(data(structure, torch.float64)))
 
 
+FRAME_AVERAGED = {"transip": dict(frame_averaging="so3"),
+                  "escaip": dict(direct_forces=True, frame_averaging="o3")}
+
+
+@pytest.mark.filterwarnings("ignore:EScAIP with direct_forces")
+@pytest.mark.parametrize("fmt", ["torchscript", "export"])
+@pytest.mark.parametrize("name", list(FRAME_AVERAGED))
+def test_frame_averaged_models_export_and_stay_equivariant(name, fmt, tmp_path):
+    """Frame averaging (mlip.nn.frames) survives export: the file gives the eager model's outputs, and
+    those are exactly equivariant; an MD engine's domain decomposition refuses the model."""
+    from mlip.export import ScriptablePotential
+    from mlip.testing import assert_equivariant
+
+    model = make(name, **FRAME_AVERAGED[name]).eval()
+    loaded = mlip.load(export(model, tmp_path / f"{name}-frames.{fmt}", fmt))
+    for structure in STRUCTURES:
+        assert_same(model(data(structure, torch.float64)), loaded(data(structure, torch.float64)))
+    assert_equivariant(loaded, data("ethanol", torch.float64), rtol=1e-8)
+    if fmt == "torchscript":
+        scripted = torch.jit.script(ScriptablePotential(model))
+        pos = data("ethanol").pos
+        with pytest.raises(Exception, match="domain decomposition"):
+            scripted.lammps(pos, data("ethanol").atomic_numbers, torch.zeros(2, 0, dtype=torch.long), len(pos))
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "export"])
 def test_facet_with_gaunt_products_exports(fmt, tmp_path):
     model = make("facet", tensor_product="gaunt", correlation=2, num_layers=1).eval()  # correlation 3: the physics suite

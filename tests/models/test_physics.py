@@ -21,3 +21,31 @@ class TestFacetWithGauntProductsAndCorrelation3(PotentialTests):
     @pytest.fixture
     def model(self):
         return make("facet", tensor_product="gaunt", correlation=3)
+
+
+class TestTransIPWithThePapersOptions(PotentialTests):
+    """TransIP as the paper builds it: rotary position encodings and alignment of pooled structure
+    embeddings (the rotation error measured, not asserted, as for every non-equivariant model)."""
+
+    @pytest.fixture
+    def model(self):
+        return make("transip", position_encoding="rotary", alignment="structure", alignment_warmup=0.1)
+
+
+class TestTransIPWithFrameAveraging(PotentialTests):
+    """TransIP averaged over its PCA / cell frames (mlip.nn.frames): exactly equivariant (the suite's
+    1e-8), with the departures from locality that frame averaging brings reported."""
+
+    @pytest.fixture
+    def model(self):
+        return make("transip", frame_averaging="so3")
+
+
+class TestEScAIPDirectForcesWithFrameAveraging(PotentialTests):
+    """EScAIP's direct-force head averaged over frames (O(3): 8 frames): exactly equivariant forces,
+    not conservative (reported)."""
+
+    @pytest.fixture
+    def model(self):
+        with pytest.warns(UserWarning, match="direct_forces"):
+            return make("escaip", direct_forces=True, frame_averaging="o3")
