@@ -25,8 +25,8 @@ already; they get the same F sign patterns (a larger average, still exact).
 
 Degenerate spectra (two eigenvalues of C closer than ``tol`` times the largest; deterministic):
 
-* prolate (e2, e3 degenerate: linear molecules, symmetric tops such as CH3-CH3 or NH3 along its
-  axis): e2 points at the "anchor", the atom farthest from the e1 axis. Linear molecules have no
+* prolate (e2, e3 degenerate: linear molecules, prolate symmetric tops such as staggered ethane):
+  e2 points at the "anchor", the atom farthest from the e1 axis. Linear molecules have no
   such atom (none farther than (``tol`` lambda_max)^(1/2), lambda_max the largest eigenvalue of C,
   the sum of squared distances along e1): e2 is the lab axis least aligned
   with e1, made normal to it; the atoms have zero coordinates along e2 and e3 in every frame, so
@@ -38,10 +38,11 @@ Degenerate spectra (two eigenvalues of C closer than ``tol`` times the largest; 
 
 Anchors are exactly covariant; among atoms at the same distance (within a relative 1e-6, symmetric
 molecules have several) the first in the input order wins, so in those structures the frame (and a
-non-invariant model's output) depends on the atoms' order. Frames are not smooth everywhere: where
-two eigenvalues cross, or the anchor changes atom, the axes jump, and an averaged model's energy
-has a kink there (it stays continuous only where the jump maps the frame set onto itself: sign
-flips). Forces are the gradient of the averaged energy (eigenvalues by ``eigvalsh``, whose
+non-invariant model's output) depends on the atoms' order. Frames are not continuous everywhere:
+where two eigenvalues cross, the frame set turns (by 90 degrees about the third axis), and where a
+gap falls below ``tol``, or the anchor changes atom, it switches construction; a model that is not
+invariant by itself then has an energy that jumps there (sign flips alone permute the frame set and
+change nothing). Forces are the gradient of the averaged energy (eigenvalues by ``eigvalsh``, whose
 gradient is finite, eigenvectors by cross products of the rows of C - lambda I): exact away from
 those places. A frame depends on every atom, so a frame-averaged model is not local: an atom's
 energy changes when an atom beyond the cutoff (or beyond ``interaction_hops`` edges) moves.

@@ -1,0 +1,78 @@
+"""Frame averaging in the Potential base (``frame_averaging``; the frames: tests/nn/test_frames.py):
+evaluation is the mean of the architecture over the structure's frames, training takes one random
+frame, and where two principal moments cross the averaged energy jumps. The
+physics suite runs on frame-averaged TransIP and EScAIP (tests/models/test_physics.py)."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from mlip.data import AtomicData
+from mlip.nn.frames import structure_frames
+from tests.models.structures import data, make
+
+
+def test_evaluation_is_the_mean_over_the_frames():
+    model = make("transip", frame_averaging="so3")
+    plain = copy.deepcopy(model)
+    plain.num_frames = 0  # the same weights without the average
+    d = data("ethanol")
+    frames = structure_frames(d.pos, d.cell.reshape(-1, 3, 3), torch.zeros(d.num_nodes, dtype=torch.long), 1, 4)[0]
+    energies, forces = [], []
+    for u in frames:
+        turned = d.clone()
+        turned.pos = d.pos @ u  # the structure in frame coordinates
+        out = plain(turned)
+        energies.append(float(out["energy"].detach()))
+        forces.append(out["forces"].detach() @ u.T)  # back to lab axes (frames held fixed)
+    out = model(d)
+    assert float(out["energy"].detach()) == pytest.approx(np.mean(energies), rel=1e-12)
+    assert len(set(np.round(energies, 10))) > 1  # the architecture alone is not invariant
+    # the averaged model's forces include the frames' own dependence on the positions: not the
+    # frames-held-fixed average, but close to it
+    held = torch.stack(forces).mean(0)
+    assert float((out["forces"] - held).abs().max()) > 0.0
+
+
+def test_training_takes_one_random_frame_per_structure():
+    model = make("transip", frame_averaging="so3").train()
+    d = data("ethanol")
+    energies = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        energies.add(round(float(model(d)["energy"].detach()), 10))
+    assert 1 < len(energies) <= 4, energies
+    model.eval()
+    e1, e2 = float(model(d)["energy"].detach()), float(model(d)["energy"].detach())
+    assert e1 == e2
+
+
+def test_only_models_that_need_it_take_it():
+    assert make("transip", frame_averaging="o3").exactly_equivariant
+    assert not make("transip").exactly_equivariant
+    with pytest.raises(ValueError, match="exactly equivariant already"):
+        make("escaip", frame_averaging="so3")
+    with pytest.raises(ValueError, match="frame_averaging must be"):
+        make("transip", frame_averaging="c2")
+
+
+def test_energy_jumps_where_two_principal_moments_cross(record_property):
+    """Four atoms on a rectangle a x b in the xy plane: at a = b the two in-plane moments cross and the
+    frame set turns by 90 degrees about z, so a frame-averaged model that is not invariant by itself
+    has an energy that jumps there (reported), while on either side it is smooth."""
+    model = make("transip", frame_averaging="so3")
+    b = 2.0
+
+    def energy(a: float) -> float:
+        pos = [[a / 2, b / 2, 0.0], [-a / 2, b / 2, 0.1], [-a / 2, -b / 2, 0.0], [a / 2, -b / 2, 0.1]]
+        return float(model(AtomicData.build(pos=pos, atomic_numbers=[6, 1, 8, 1]))["energy"].detach())
+
+    h = 1e-4
+    slope = max(abs(energy(b - h) - energy(b - 2 * h)), abs(energy(b + 2 * h) - energy(b + h))) / h
+    jump = abs(energy(b + h) - energy(b - h))
+    record_property("frame_energy_jump_at_crossing", {"jump_eV": jump, "slope_eV_per_A": slope})
+    print(f"frame averaging where principal moments cross: the energy jumps by {jump:.2e} eV over 2e-4 Å "
+          f"(slope on either side {slope:.2e} eV/Å)")
+    assert np.isfinite(slope) and jump > 100 * h * slope
