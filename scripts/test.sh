@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the test suite. Triton kernels run through the CPU interpreter.
-# Tests run in one pytest worker per core (pytest-xdist; a test module or class stays on one worker,
-# so its fixtures are built once), each worker on one thread; MLIP_TEST_WORKERS=0 runs them in one
+# Tests run in one pytest worker per core (pytest-xdist), each worker on one thread; modules with
+# expensive fixtures are each kept on one worker (pytest.mark.xdist_group), the rest spread test by test; MLIP_TEST_WORKERS=0 runs them in one
 # process (arguments after the script's name go to pytest either way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +12,4 @@ if [ "$workers" = "0" ]; then
   exec .venv/bin/python -m pytest -q "$@"
 fi
 export OMP_NUM_THREADS=1
-exec .venv/bin/python -m pytest -q -n "$workers" --dist loadscope "$@"
+exec .venv/bin/python -m pytest -q -n "$workers" --dist loadgroup "$@"

@@ -4,6 +4,7 @@ weights: the forward, the first-order backward for forces without weight gradien
 takes it, and the double backward) on a small crystal and on a molecule, with every kernel forced on
 and recorded dry (the torch fallbacks compute; nothing runs on a GPU).
 What mlip.kernels.aot compiles for the GPU targets, so the check follows the presets as they change.
+Deep presets are recorded with two blocks: every block but the last launches the first one's shapes.
 
     preset_launches(dtypes=(torch.float32, torch.float64)) -> {(model, preset, dtype name): [LaunchSpec]}
 """
@@ -54,9 +55,12 @@ def preset_launches(dtypes: Sequence[torch.dtype] = (torch.float32, torch.float6
 
     result = {}
     for name in registered():
-        for preset in getattr(_REGISTRY[name], "presets", {}):
+        for preset, settings in getattr(_REGISTRY[name], "presets", {}).items():
             torch.manual_seed(0)
-            model = build(name, preset=preset)
+            # two blocks launch every shape a deeper stack does (the first block's shapes repeat in the
+            # middle ones; the last may differ), at a fraction of the recording time
+            layers = min(int(settings.get("num_layers", 2)), 2)
+            model = build(name, preset=preset, num_layers=layers)
             for dtype in dtypes:
                 result[(name, preset, str(dtype).replace("torch.", ""))] = record_steps(model, dtype)
     return result

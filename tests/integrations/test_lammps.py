@@ -20,6 +20,9 @@ from mlip.models import registered
 from tests.export.test_domain_decomposition import rank_share
 from tests.models.structures import STRUCTURES, make
 
+# one xdist worker runs this module (its fixtures are expensive; scripts/test.sh)
+pytestmark = pytest.mark.xdist_group("lammps")
+
 NKTV2P = 1.6021765e6  # LAMMPS metal units: eV/Å^3 to bar
 
 

@@ -15,6 +15,9 @@ from mlip.models import registered
 from tests.models.structures import STRUCTURES, make
 from tests.simulate.fitted import copper_model
 
+# one xdist worker runs this module (its fixtures are expensive; scripts/test.sh)
+pytestmark = pytest.mark.xdist_group("torch_sim")
+
 
 @pytest.fixture(scope="module")
 def copper():

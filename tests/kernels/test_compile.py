@@ -13,6 +13,9 @@ from mlip.kernels.launch import dot_precision
 from mlip.models import build, registered
 from mlip.models.kernel_shapes import preset_launches, record_steps
 
+# one xdist worker runs this module (its fixtures are expensive; scripts/test.sh)
+pytestmark = pytest.mark.xdist_group("compile")
+
 KERNELS = {"_segment_sum_kernel", "_bspline_kernel", "_block_rotation_kernel", "_grid_mlp_kernel",
            "_grid_mlp_backward_kernel", "_attention_kernel", "_attention_key_grads_kernel",
            "_attention_query_grads_kernel"}

@@ -42,10 +42,10 @@ class TestTransIPWithFrameAveraging(PotentialTests):
 
 
 class TestEScAIPDirectForcesWithFrameAveraging(PotentialTests):
-    """EScAIP's direct-force head averaged over frames (O(3): 8 frames): exactly equivariant forces,
-    not conservative (reported)."""
+    """EScAIP's direct-force head averaged over frames: exactly equivariant forces, not conservative
+    (reported). (The 8 frames of O(3): tests/export/test_export.py and tests/nn/test_frames.py.)"""
 
     @pytest.fixture
     def model(self):
         with pytest.warns(UserWarning, match="direct_forces"):
-            return make("escaip", direct_forces=True, frame_averaging="o3")
+            return make("escaip", direct_forces=True, frame_averaging="so3")
