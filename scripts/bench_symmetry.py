@@ -40,6 +40,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import rmd17_frames, write_extxyz, xyz_frames  # noqa: E402  (one home for the extxyz round trip)
+
 MODELS = {
     "transip-atom": ("TransIP, atom alignment", ["model=transip", "model.alignment=atom", "model.alignment_weight=0.1",
                                                  "data.augment_rotations=true"]),
@@ -53,35 +56,21 @@ MODELS = {
 }
 
 
-def _frames_rmd17(name: str, split: str):
-    from ase import units
-
-    z = np.load(DATA / "rmd17" / f"rmd17_{name}_{split}_01.npz")
-    kcal = units.kcal / units.mol
-    return [(z["nuclear_charges"], z["coords"][i], float(z["energies"][i]) * kcal, z["forces"][i] * kcal)
-            for i in range(len(z["energies"]))]
-
-
-def _frames_xyz(path: Path):
-    import ase.io
-
-    return [(a.numbers, a.positions, a.get_potential_energy(), a.get_forces()) for a in ase.io.read(path, index=":")]
-
-
 def sources(seed: int = 0) -> dict:
     """{molecule: (pool frames, test frames)}; frames are (numbers, positions Å, energy eV, forces eV/Å)."""
     rng = np.random.default_rng(seed)
     out = {}
     for name in ("ethanol", "aspirin"):
-        test = _frames_rmd17(name, "test")
-        out[name] = (_frames_rmd17(name, "train"), [test[i] for i in rng.permutation(len(test))[:100]])
-    bpa = _frames_xyz(DATA / "extxyz" / "3bpa_train_300K.xyz")
+        test = rmd17_frames(DATA / "rmd17" / f"rmd17_{name}_test_01.npz", range(1000))
+        out[name] = (rmd17_frames(DATA / "rmd17" / f"rmd17_{name}_train_01.npz", range(1000)),
+                     [test[i] for i in rng.permutation(len(test))[:100]])
+    bpa = xyz_frames(DATA / "extxyz" / "3bpa_train_300K.xyz")
     order = rng.permutation(len(bpa))
     out["3bpa"] = ([bpa[i] for i in order[100:]], [bpa[i] for i in order[:100]])
-    acac_test = _frames_xyz(DATA / "acac" / "test_MD_300K.xyz")
-    out["acac"] = (_frames_xyz(DATA / "acac" / "train_300K.xyz"),
+    acac_test = xyz_frames(DATA / "acac" / "test_MD_300K.xyz")
+    out["acac"] = (xyz_frames(DATA / "acac" / "train_300K.xyz"),
                    [acac_test[i] for i in rng.permutation(len(acac_test))[:100]])
-    omol = _frames_xyz(DATA / "omol25" / "structs_noble_gas_compounds.xyz")
+    omol = xyz_frames(DATA / "omol25" / "structs_noble_gas_compounds.xyz")
     order = rng.permutation(len(omol))
     out["omol25"] = ([omol[i] for i in order[4:]], [omol[i] for i in order[:4]])
     return out
@@ -93,16 +82,7 @@ def reference(frames, means: dict):
 
 
 def write(frames, path: Path) -> Path:
-    import ase.io
-    from ase import Atoms
-
-    atoms = []
-    for numbers, positions, energy, forces in frames:
-        a = Atoms(numbers=numbers, positions=positions)
-        a.info["REF_energy"] = float(energy)
-        a.arrays["REF_forces"] = np.asarray(forces, dtype=float)
-        atoms.append(a)
-    ase.io.write(path, atoms, format="extxyz")
+    write_extxyz(frames, path)
     return path
 
 

@@ -12,6 +12,19 @@ from mlip.testing import rotation_sensitivity
 from tests.models.structures import data, make
 
 
+def train_alignment(model, batch, steps: int) -> list:
+    """The alignment loss alone, minimised by Adam (lr 3e-3) for ``steps`` steps; the losses."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = model.auxiliary_loss(batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    return losses
+
+
 def test_rotation_error_is_measured_not_zero(record_property):
     model = make("transip")
     sensitivity = rotation_sensitivity(model, data("ethanol"))
@@ -31,15 +44,8 @@ def test_alignment_loss_trains_and_the_baseline_has_none():
     first.backward()
     for part in (model.transform, model.blocks[0].attention):  # both the network T and the encoder learn
         assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in part.parameters())
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     torch.manual_seed(1)
-    losses = []
-    for _ in range(60):
-        optimizer.zero_grad()
-        loss = model.auxiliary_loss(batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
+    losses = train_alignment(model, batch, 60)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
     baseline = make("transip", alignment_weight=0.0)
     assert baseline.auxiliary_loss(batch) is None
@@ -143,12 +149,5 @@ def test_pooled_structure_alignment_trains():
     model = make("transip", alignment="structure", position_encoding="rotary").train()
     batch = collate([data("ethanol"), data("triclinic"), data("slab"), data("si2")], cutoff=model.cutoff,
                     max_neighbors=model.max_neighbors)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(40):
-        optimizer.zero_grad()
-        loss = model.auxiliary_loss(batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
+    losses = train_alignment(model, batch, 40)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
