@@ -187,8 +187,8 @@ class EScAIP(Potential):
     def _features(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
                   batch: torch.Tensor, charge: torch.Tensor,
                   spin: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Node readout (Np,H), edge readout (Np,K,H), directions (Np,K,3) and envelopes (Np,K) of the
-        padded neighbour table."""
+        """Node readout (Np,H), edge readout (Np,K,H), directions (Np,K,3) and attention bias (Np,K: log
+        of the cutoff envelope, -inf at padding) of the padded neighbour table."""
         source, target = edge_index[0], edge_index[1]
         n = atomic_numbers.shape[0]
         n_pad = pad_to(n, self.atom_padding)
@@ -227,8 +227,7 @@ class EScAIP(Potential):
         edge_out = directions.new_zeros(0)
         if self.direct_forces:
             edge_out = self.edge_projection(torch.cat(edge_readouts, dim=-1)) * valid.unsqueeze(-1)
-        # each key's cutoff envelope (1 at slot 0, 0 at padding): what the direct head weights neighbours by
-        return node_out, edge_out, directions, bias.exp()
+        return node_out, edge_out, directions, bias
 
     @property
     def interaction_hops(self) -> int:
@@ -246,11 +245,12 @@ class EScAIP(Potential):
     def atom_energies_and_forces(self, atomic_numbers: torch.Tensor, edge_index: torch.Tensor,
                                  edge_vec: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
                                  spin: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        node_out, edge_out, directions, envelope = self._features(atomic_numbers, edge_index, edge_vec, batch, charge,
+        node_out, edge_out, directions, bias = self._features(atomic_numbers, edge_index, edge_vec, batch, charge,
                                                                spin)
         n = atomic_numbers.shape[0]
         # the paper's head: a 3-vector per neighbour times its direction, component by component
         # (each neighbour's share times its cutoff envelope, this project's: forces smooth at the cutoff)
+        envelope = bias.exp()  # each key's cutoff envelope: 1 at slot 0, 0 at padding
         per_edge = self.force_direction(edge_out) * directions * envelope.unsqueeze(-1)
         forces = per_edge[:, 1:].sum(dim=1) * self.force_magnitude(node_out)
         return self.energy_head(node_out).squeeze(-1)[:n], forces[:n]
