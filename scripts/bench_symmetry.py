@@ -1,6 +1,6 @@
 """Routes to rotational symmetry for a non-equivariant potential, on diverse molecules and small data.
 
-    python scripts/bench_symmetry.py [--sizes 25 100 400] [--budgets 60 120 240] [--models ...]
+    python scripts/bench_symmetry.py [--sizes 25 100] [--budgets 120 240] [--models ...]
                                      [--out runs/bench_symmetry]
 
 The data: every bundled molecular set mixed together, so that the training set holds many different
@@ -21,7 +21,9 @@ size's budget (equal wall-clock across models):
   augmentation       TransIP without alignment, rotated batches (the paper's baseline)
   frames             TransIP with frame averaging (so3: stochastic frames in training, 4 at test)
   facet              Facet (exactly equivariant), for reference
-Every TransIP variant uses ``--transip-positions`` (default: the paper's rotary encodings).
+Every TransIP variant uses ``--transip-positions`` (default: none, TransIP's default: positions enter
+through the pair features only; rotary, the paper's, learns forces as soon per step but costs 1.5x
+per step here: scripts/bench_transip_positions.py).
 
 Prints one table (test force MAE in meV/Å and the rotation error of the forces: mean relative change
 of F(Rx) against R F(x) on the test set) per size and model, writes results.json and a plot of both
@@ -167,10 +169,10 @@ def plot(results: dict, models: list, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", nargs="+", type=int, default=[25, 100, 400], help="structures per molecule")
-    parser.add_argument("--budgets", nargs="+", type=float, default=[60, 120, 240], help="seconds per size")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[25, 100], help="structures per molecule")
+    parser.add_argument("--budgets", nargs="+", type=float, default=[120, 240], help="seconds per size")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--transip-positions", default="rotary", choices=["rotary", "offset"])
+    parser.add_argument("--transip-positions", default="none", choices=["none", "offset", "rotary"])
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_symmetry"))
     args = parser.parse_args()
     if len(args.budgets) != len(args.sizes):

@@ -2,8 +2,9 @@
 equivariance in its embedding space (Elhag, Raja, Morehead, Blau, Morris, Bronstein, "Learning
 Inter-Atomic Potentials without Explicit Equivariance", 2025, arXiv 2510.00027).
 
-Atoms are tokens: element embedding + total charge and spin of the structure + a learned projection
-of the atom's position relative to the centre of its surroundings. Each atom attends to the atoms
+Atoms are tokens: element embedding + total charge and spin of the structure (+ optionally a learned
+projection of the atom's position relative to the centre of its surroundings, ``position_encoding=
+"offset"``, or rotary encodings of positions in attention, "rotary"). Each atom attends to the atoms
 within the cutoff (for molecules with the molecular presets' 12 Å, every atom of the structure; for
 periodic cells, its neighbours, so the cost stays linear in the number of atoms), with keys and
 values that carry a learned projection of the relative position vector; pre-norm residual blocks
@@ -18,8 +19,9 @@ structure and away from those of the other atoms of the batch, other structures'
 The baseline of the paper is the same model with ``alignment_weight=0`` trained with
 ``data.augment_rotations=true``.
 
-This project's choices (the paper's method section was not reachable from here): the "centre" is
-the envelope-weighted mean of the neighbours' positions (for a fully connected molecule, the
+This project's choices (the paper's method section was not reachable from here): by default no
+position term beyond the relative vectors of the pair features (the other two delay force learning,
+see ``position_encoding``); the "offset" option's "centre" is the envelope-weighted mean of the neighbours' positions (for a fully connected molecule, the
 centroid up to a factor; for a crystal, a local centre, which keeps the energy extensive and smooth
 at the cutoff); attention uses the neighbour-table layout of mlip.nn.neighbor_attention (slot 0 the
 atom itself) with the cutoff envelope as key bias; T is residual, z + MLP([z, vec(R)]) with the MLP's
@@ -45,6 +47,8 @@ from mlip.nn import ChargeSpinEmbedding, scatter_sum
 from mlip.nn.feed_forward import feed_forward
 from mlip.nn.neighbor_attention import NeighborAttention, neighbor_table, to_slots
 from mlip.nn.radial import GaussianBasis, PolynomialEnvelope
+
+POSITION_ENCODINGS = ("none", "offset", "rotary")
 
 
 class TransformerBlock(nn.Module):
@@ -79,10 +83,14 @@ class TransIP(Potential):
             "structure" (the paper's: mean-pooled structure embeddings, contrasted across the batch).
         alignment_warmup, alignment_final: the weight's schedule over training (``alignment_scale``):
             rises over this fraction of the steps, then falls (cosine) to this multiple of itself.
-        position_encoding: "offset" (a learned projection of the atom's position relative to the
-            centre of its surroundings, added to its token) or "rotary" (the paper's: rotary
-            encodings of positions in every attention layer, mlip.nn.rotary). direct_forces: a per-atom force head (not
-            conservative; warns). charge_spin: embed total charge and spin (OMol25). species,
+        position_encoding: where atoms' positions enter besides the pair features (the relative
+            vectors x_j - x_i of keys and values, always there): "none" (default: nowhere else),
+            "offset" (a learned projection of the atom's position relative to the centre of its
+            surroundings, added to its token) or "rotary" (the paper's: rotary encodings of positions in
+            every attention layer, mlip.nn.rotary). Measured (scripts/bench_transip_positions.py): the
+            extra position terms make every token depend on the structure's orientation from the first
+            step, and force learning waits hundreds of steps before it starts; "none" starts at once.
+            direct_forces: a per-atom force head (not conservative; warns). charge_spin: embed total charge and spin (OMol25). species,
             repulsion, max_neighbors, frame_averaging: as Potential.
     """
 
@@ -101,15 +109,15 @@ class TransIP(Potential):
     def __init__(self, cutoff: float = 12.0, hidden: int = 128, num_layers: int = 4, heads: int = 8,
                  num_basis: int = 16, ffn_multiplier: int = 2, alignment_weight: float = 0.1,
                  alignment_temperature: float = 0.1, alignment: str = "atom", alignment_warmup: float = 0.0,
-                 alignment_final: float = 1.0, position_encoding: str = "offset", direct_forces: bool = False,
+                 alignment_final: float = 1.0, position_encoding: str = "none", direct_forces: bool = False,
                  charge_spin: bool = False,
                  species=None, repulsion: Optional[str] = "zbl", max_neighbors: Optional[int] = None,
                  frame_averaging: Optional[str] = None):
         super().__init__(cutoff, max_neighbors, species, repulsion, frame_averaging)
         if alignment not in ("atom", "structure"):
             raise ValueError(f"alignment must be 'atom' or 'structure', got {alignment!r}")
-        if position_encoding not in ("offset", "rotary"):
-            raise ValueError(f"position_encoding must be 'offset' or 'rotary', got {position_encoding!r}")
+        if position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(f"position_encoding must be one of {POSITION_ENCODINGS}, got {position_encoding!r}")
         if not 0.0 <= alignment_warmup < 1.0 or alignment_final < 0.0:
             raise ValueError(f"alignment_warmup must be in [0, 1) and alignment_final >= 0; got {alignment_warmup}, "
                              f"{alignment_final}")
@@ -117,6 +125,7 @@ class TransIP(Potential):
         self.alignment = alignment
         self.alignment_warmup, self.alignment_final = float(alignment_warmup), float(alignment_final)
         self.rotary = position_encoding == "rotary"
+        self.offset = position_encoding == "offset"
         self.slots_cap = int(max_neighbors or 0)
         self.alignment_weight = float(alignment_weight)
         self.alignment_temperature = float(alignment_temperature)
@@ -128,9 +137,14 @@ class TransIP(Potential):
         # unit-variance element embeddings, 80 Adam steps on 8 ethanol frames left the force loss at 0.056;
         # with std 0.1, 0.026)
         nn.init.normal_(self.element.weight, std=0.1)
+        # a vector shared by every token, larger than the element embeddings at the start: tokens begin
+        # nearly alike, so attention starts close to uniform and each atom's first embeddings are smooth
+        # sums of its pair features (a two-body model); force learning then starts within ~200 Adam steps
+        # instead of ~500 (scripts/bench_transip_positions.py)
+        self.token = nn.Parameter(0.3 * torch.randn(hidden))
         # the token's position: relative to its surroundings' centre ("offset"), or rotary encodings in attention
-        self.position: nn.Module = (nn.Identity() if self.rotary
-                                    else nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden)))
+        self.position: nn.Module = (nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+                                    if self.offset else nn.Identity())
         self.pair = nn.Sequential(nn.Linear(3 + num_basis, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.charge_spin = ChargeSpinEmbedding(hidden) if charge_spin else None
         rotary_wavelength = 4.0 * cutoff if self.rotary else 0.0  # longer than any span of a neighbour sequence
@@ -163,8 +177,8 @@ class TransIP(Potential):
         n = atomic_numbers.shape[0]
         r = edge_vec.norm(p=2, dim=-1)
         env = self.envelope(r)
-        h = self.element(atomic_numbers).to(edge_vec.dtype)
-        if not self.rotary:  # position relative to the (envelope-weighted) centre of the atom's surroundings
+        h = (self.element(atomic_numbers) + self.token).to(edge_vec.dtype)
+        if self.offset:  # position relative to the (envelope-weighted) centre of the atom's surroundings
             weight = scatter_sum(env, target, n)
             offset = scatter_sum(env.unsqueeze(-1) * edge_vec, target, n) / (1.0 + weight).unsqueeze(-1)
             h = h + self.position(offset)
@@ -182,7 +196,7 @@ class TransIP(Potential):
     @property
     def interaction_hops(self) -> int:
         # one per block, plus one where the input features (the neighbourhood offset) gather the neighbours
-        return len(self.blocks) + (0 if self.rotary else 1)
+        return len(self.blocks) + (1 if self.offset else 0)
 
     @property
     def last_layer(self) -> nn.Linear:
