@@ -59,8 +59,11 @@ def assert_kernels_give_the_references_numbers(model, structures=None):
     for key in reference:
         torch.testing.assert_close(fused[key], reference[key], rtol=1e-9, atol=1e-10, msg=key)
     assert len(fused_grads) == len(reference_grads)
-    for a, b in zip(fused_grads, reference_grads):  # the gradient of the force loss: a second derivative
-        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+    # the gradient of the force loss, a second derivative: float64 rounding is relative to the largest
+    # gradient (a weight whose exact gradient is 0 gets ~1e-10 from either side's summation order)
+    scale = max(float(g.abs().max()) for g in reference_grads)
+    for a, b in zip(fused_grads, reference_grads):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10 + 1e-11 * scale)
 
 
 def test_forces_and_equivariance_with_kernels(name):
