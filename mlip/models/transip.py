@@ -21,9 +21,10 @@ The baseline of the paper is the same model with ``alignment_weight=0`` trained 
 
 This project's choices (the paper's method section was not reachable from here): by default no
 position term beyond the relative vectors of the pair features (the other two delay force learning,
-see ``position_encoding``); the "offset" option's "centre" is the envelope-weighted mean of the neighbours' positions (for a fully connected molecule, the
-centroid up to a factor; for a crystal, a local centre, which keeps the energy extensive and smooth
-at the cutoff); attention uses the neighbour-table layout of mlip.nn.neighbor_attention (slot 0 the
+see ``position_encoding``) and a vector shared by all tokens; the "offset" option's "centre" is the
+envelope-weighted mean of the neighbours' positions (for a fully connected molecule, the centroid
+up to a factor; for a crystal, a local centre, which keeps the energy extensive and smooth at the
+cutoff); attention uses the neighbour-table layout of mlip.nn.neighbor_attention (slot 0 the
 atom itself) with the cutoff envelope as key bias; T is residual, z + MLP([z, vec(R)]) with the MLP's
 last layer starting at zero, so T starts as the identity (without the residual, alignment slowed
 force learning and left a larger rotation error than augmentation alone); the contrast is
@@ -89,8 +90,9 @@ class TransIP(Potential):
             surroundings, added to its token) or "rotary" (the paper's: rotary encodings of positions in
             every attention layer, mlip.nn.rotary). Measured (scripts/bench_transip_positions.py): the
             extra position terms make every token depend on the structure's orientation from the first
-            step, and force learning waits hundreds of steps before it starts; "none" starts at once.
-            direct_forces: a per-atom force head (not conservative; warns). charge_spin: embed total charge and spin (OMol25). species,
+            step, and force learning waits longer before it starts (mean test force MAE after 600
+            steps: none 268, offset 353, rotary 348 meV/Å). direct_forces: a per-atom force head (not
+            conservative; warns). charge_spin: embed total charge and spin (OMol25). species,
             repulsion, max_neighbors, frame_averaging: as Potential.
     """
 
@@ -195,7 +197,7 @@ class TransIP(Potential):
 
     @property
     def interaction_hops(self) -> int:
-        # one per block, plus one where the input features (the neighbourhood offset) gather the neighbours
+        # one per block, plus one where the "offset" input features gather the neighbours
         return len(self.blocks) + (1 if self.offset else 0)
 
     @property
