@@ -24,8 +24,8 @@ stayed at the zero-force error):
   frames             TransIP with frame averaging (so3: stochastic frames in training, 4 at test)
   facet              Facet (exactly equivariant), for reference
 Every TransIP variant uses ``--transip-positions`` (default: none, TransIP's default: positions enter
-through the pair features only; rotary, the paper's, learns forces as soon per step but costs 1.5x
-per step here: scripts/bench_transip_positions.py).
+through the pair features only; rotary, the paper's, starts learning forces later and costs about
+1.5x per step here: scripts/bench_transip_positions.py).
 
 Prints one table (test force MAE in meV/Å and the rotation error of the forces: mean relative change
 of F(Rx) against R F(x) on the test set) per size and model, writes results.json and a plot of both
@@ -85,11 +85,6 @@ def reference(frames, means: dict):
     return [(z, x, e - means.get(tuple(sorted(z.tolist())), e), f) for z, x, e, f in frames]
 
 
-def write(frames, path: Path) -> Path:
-    write_extxyz(frames, path)
-    return path
-
-
 def datasets(size: int, work: Path, seed: int = 0) -> dict:
     """train/val/test extxyz files for ``size`` structures per molecule (the same test set at every size)."""
     rng = np.random.default_rng(seed)
@@ -108,8 +103,10 @@ def datasets(size: int, work: Path, seed: int = 0) -> dict:
         val += reference([pool[i] for i in order[size:size + 10]], means)
         test += reference(held_out, means)
     work.mkdir(parents=True, exist_ok=True)
-    return {"train": write(train, work / "train.xyz"), "val": write(val, work / "val.xyz"),
-            "test": write(test, work / "test.xyz"), "train_structures": len(train), "test_structures": len(test)}
+    files = {split: work / f"{split}.xyz" for split in ("train", "val", "test")}
+    for split, frames in (("train", train), ("val", val), ("test", test)):
+        write_extxyz(frames, files[split])
+    return {**files, "train_structures": len(train), "test_structures": len(test)}
 
 
 def run(model: str, files: dict, budget: float, work: Path, positions: str, extra=()) -> dict:
@@ -199,7 +196,8 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps({"transip_positions": args.transip_positions,
                                                       "overrides": args.overrides, "results": results}, indent=1))
     print(f"\nmixed molecules (rMD17 ethanol + aspirin, 3BPA, acetylacetone, OMol25), TransIP positions: "
-          f"{args.transip_positions}; overrides: {' '.join(args.overrides) or 'none'}; rotation error: mean |F(Rx) - R F(x)| / |F(x)| over the test set")
+          f"{args.transip_positions}; overrides: {' '.join(args.overrides) or 'none'}; "
+          "rotation error: mean |F(Rx) - R F(x)| / |F(x)| over the test set")
     print(table(results, args.models))
     plot(results, args.models, out / "symmetry.png")
     print(f"\nresults: {out / 'results.json'}, plot: {out / 'symmetry.png'}")
