@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from torch import nn
 from mlip.kernels import use_triton
 from mlip.kernels.gaunt import gaunt_edge_product
 from mlip.nn.constants import ExactBuffers
+from mlip.nn.s2_grid import S2Grid
 from mlip.nn.spherical_harmonics import spherical_harmonics
 
 
@@ -204,35 +205,63 @@ class GauntProduct(torch.nn.Module):
 
 
 class GauntPower(torch.nn.Module):
-    """forward(x (..., (L+1)^2)) -> (..., nu, (Lo+1)^2): the projections of f_x^2, ..., f_x^nu onto
+    """forward(x (..., (L+1)^2)) -> (..., nu - 1, (Lo+1)^2): the projections of f_x^2, ..., f_x^nu onto
     the harmonics up to Lo: a node's many-body features of body order up to nu + 1 (MACE's
-    correlation nu), by repeated Gaunt products. Each power's function is evaluated on one uniform
-    (θ, φ) grid fine enough for f^nu (2 nu L + 1 points per angle), raised pointwise, and brought
-    back by FFT: exact, one grid for every power."""
+    correlation nu). Both routes are exact and give the same numbers (to rounding):
 
-    def __init__(self, lmax: int, correlation: int, lmax_out: int):
+    - ``method="grid"`` (default): f_x on the Gauss-Legendre x uniform sphere grid that integrates
+      degree nu L + Lo exactly (mlip.nn.s2_grid; 45 points at L = Lo = 2, nu = 3), raised
+      pointwise, projected back: two small real matrix products, the fastest route on a CPU
+      (scripts/bench_train_step.py);
+    - ``method="fft"``: the paper's route, by repeated Gaunt products: f_x on one uniform (θ, φ)
+      grid fine enough for f^nu (2 nu L + 1 points per angle, 169 at L = 2, nu = 3), raised
+      pointwise, brought back by FFT.
+    """
+
+    def __init__(self, lmax: int, correlation: int, lmax_out: int, method: str = "grid"):
         super().__init__()
         if correlation < 2:
             raise ValueError(f"correlation must be >= 2, got {correlation}")
+        if method not in ("grid", "fft"):
+            raise ValueError(f"method must be 'grid' or 'fft', got {method!r}")
         self.lmax, self.correlation, self.lmax_out = lmax, correlation, lmax_out
         self.top = correlation * lmax
-        self.to_fourier = ToFourier(lmax)
-        self.back = FromFourier(lmax_out, self.top)
+        # not saved in state dicts: constants, and files saved with the other route still load
+        self.grid: Optional[S2Grid] = (S2Grid(lmax, self.top + lmax_out, lmax_out, persistent=False)
+                                       if method == "grid" else None)
+        self.to_fourier: Optional[ToFourier] = ToFourier(lmax) if method == "fft" else None
+        self.back: Optional[FromFourier] = FromFourier(lmax_out, self.top) if method == "fft" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = 2 * self.top + 1
-        coefficients = self.to_fourier(x)  # (..., 2L+1, 2L+1), frequency u at index u + L
-        # values on the grid θ_j = φ_j = 2πj/n: the inverse DFT of the coefficients, centred
-        pad = self.top - self.lmax
-        grid = torch.fft.ifft2(torch.fft.ifftshift(torch.nn.functional.pad(coefficients, [pad, pad, pad, pad]),
-                                                   dim=[-2, -1])) * (n * n)
         outputs: List[torch.Tensor] = []
-        power = grid
-        for _ in range(2, self.correlation + 1):
-            power = power * grid
-            spectrum = torch.fft.fftshift(torch.fft.fft2(power), dim=[-2, -1]) / (n * n)
-            outputs.append(self.back(spectrum))
+        if self.grid is not None:
+            values = x @ self.grid.to_grid_matrix.t().to(x.dtype)  # (..., P)
+            power = values
+            for _ in range(2, self.correlation + 1):
+                power = power * values
+                outputs.append(power @ self.grid.from_grid_matrix.t().to(x.dtype))
+        else:
+            to_fourier, back = self.to_fourier, self.back
+            assert to_fourier is not None and back is not None
+            n = 2 * self.top + 1
+            coefficients = to_fourier(x)  # (..., 2L+1, 2L+1), frequency u at index u + L
+            # values on the grid θ_j = φ_j = 2πj/n: the inverse DFT of the coefficients, centred
+            pad = self.top - self.lmax
+            padded = torch.nn.functional.pad(coefficients, [pad, pad, pad, pad])
+            grid_values = torch.fft.ifft2(torch.fft.ifftshift(padded, dim=[-2, -1])) * (n * n)
+            power = grid_values
+            for _ in range(2, self.correlation + 1):
+                power = power * grid_values
+                spectrum = torch.fft.fftshift(torch.fft.fft2(power), dim=[-2, -1]) / (n * n)
+                outputs.append(back(spectrum))
         return torch.stack(outputs, dim=-2)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        # files saved before the grid route hold the FFT route's conversion tables (exact constants)
+        if self.grid is not None:
+            for key in [k for k in state_dict if k.startswith((prefix + "to_fourier.", prefix + "back."))]:
+                del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 class EdgeGauntProduct(ExactBuffers):

@@ -99,12 +99,13 @@ def test_the_odd_paths_are_missing():
     assert float(out[4:].abs().max()) > 0.1  # the l = 2 (symmetric) part is there
 
 
+@pytest.mark.parametrize("method", ["grid", "fft"])
 @pytest.mark.parametrize("correlation", [2, 3, 4])
-def test_powers_are_repeated_products(correlation):
+def test_powers_are_repeated_products(correlation, method):
     torch.manual_seed(2)
     lmax, lmax_out = 2, 3
     x = torch.randn(3, 5, 9, dtype=torch.float64)
-    powers = GauntPower(lmax, correlation, lmax_out).double()(x)
+    powers = GauntPower(lmax, correlation, lmax_out, method).double()(x)
     assert powers.shape == (3, 5, correlation - 1, 16)
     full = x  # the exact power, kept to its full degree
     for nu in range(2, correlation + 1):
@@ -119,9 +120,21 @@ def test_gradients_and_float32():
     x = torch.randn(2, 9, dtype=torch.float64, requires_grad=True)
     y = torch.randn(2, 9, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(product, (x, y))
-    assert torch.autograd.gradcheck(GauntPower(1, 3, 2).double(), (torch.randn(2, 4, dtype=torch.float64,
-                                                                               requires_grad=True),))
+    for method in ("grid", "fft"):
+        assert torch.autograd.gradcheck(GauntPower(1, 3, 2, method).double(),
+                                        (torch.randn(2, 4, dtype=torch.float64, requires_grad=True),))
     product32 = GauntProduct(2, 2, 2).float()
     out = product32(x.detach().float(), y.detach().float())
     assert out.dtype == torch.float32
     torch.testing.assert_close(out.double(), product(x, y).detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_power_files_of_the_fft_route_load_into_the_grid_route():
+    """Facet files saved when GauntPower had only the FFT route hold its conversion tables."""
+    saved = GauntPower(2, 3, 2, "fft").state_dict()
+    assert any(key.startswith("to_fourier.") for key in saved)
+    grid = GauntPower(2, 3, 2)
+    grid.load_state_dict(saved)  # strict: no unexpected keys left
+    assert grid.state_dict() == {}
+    with pytest.raises(ValueError, match="'grid' or 'fft'"):
+        GauntPower(2, 3, 2, "direct")
