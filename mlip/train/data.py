@@ -70,6 +70,10 @@ class AtomicDataModule(L.LightningDataModule):
         train, val, test: dataset paths (any format :func:`mlip.data.open_dataset` reads).
         format: reader format (guessed if None). options: reader options (dict).
         batch_size, val_batch_size: structures per batch. num_workers: DataLoader workers.
+        batch_atoms: when set, structures per batch (training and validation) become
+            round(batch_atoms / mean atoms per structure of the training split), at least 1, once the
+            statistics are computed: one setting gives batches of about the same number of atoms (and
+            gradient noise) on a 9-atom and a 27-atom molecule. Overrides batch_size, val_batch_size.
         max_statistics_frames: statistics use at most this many training frames (evenly spaced).
         augment_rotations: turn every training batch by random rotations, one per structure
             (:mod:`mlip.train.augment`), for potentials that learn rotational symmetry.
@@ -81,7 +85,8 @@ class AtomicDataModule(L.LightningDataModule):
                  test_indices: Optional[str] = None, val_fraction: float = 0.05, test_fraction: float = 0.0,
                  train_size: Optional[int] = None, split_seed: int = 0, batch_size: int = 8,
                  val_batch_size: Optional[int] = None, num_workers: int = 0, max_statistics_frames: int = 20000,
-                 augment_rotations: bool = False, bootstrap_seed: Optional[int] = None):
+                 augment_rotations: bool = False, bootstrap_seed: Optional[int] = None,
+                 batch_atoms: Optional[int] = None):
         super().__init__()
         self.paths = {"train": train, "val": val, "test": test}
         self.index_files = {"train": train_indices, "val": val_indices, "test": test_indices}
@@ -91,6 +96,9 @@ class AtomicDataModule(L.LightningDataModule):
         self.train_size, self.split_seed = train_size, split_seed
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
+        if batch_atoms is not None and batch_atoms < 1:
+            raise ValueError(f"batch_atoms must be a positive number of atoms, got {batch_atoms}")
+        self.batch_atoms = batch_atoms
         self.num_workers = num_workers
         self.max_statistics_frames = max_statistics_frames
         self.augment_rotations = bool(augment_rotations)
@@ -144,6 +152,9 @@ class AtomicDataModule(L.LightningDataModule):
         frames = np.linspace(0, n - 1, min(n, self.max_statistics_frames)).round().astype(int)
         self.statistics = compute_statistics(train, cutoff=cutoff, indices=np.unique(frames), progress=n > 2000,
                                              prior=prior)
+        if self.batch_atoms is not None:
+            mean_atoms = self.statistics["atoms_per_structure"]["mean"]
+            self.batch_size = self.val_batch_size = max(1, int(round(self.batch_atoms / mean_atoms)))
         return self.statistics
 
     def check(self, required) -> None:

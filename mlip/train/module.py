@@ -25,12 +25,12 @@ class PotentialModule(L.LightningModule):
 
     Args:
         model: the Potential. loss: a PotentialLoss.
-        lr, weight_decay: AdamW. warmup_steps: linear warm-up of the learning rate.
+        lr, weight_decay, amsgrad: AdamW (amsgrad: its AMSGrad variant, MACE's default). warmup_steps: linear warm-up of the learning rate.
         scheduler: "cosine" (to ``min_lr_ratio`` * lr at the last step), "plateau" (reduce by
             ``plateau_factor`` after ``plateau_patience`` epochs without improvement of val/loss)
             or "constant".
         ema_decay: exponential moving average of the weights, used for validation, test and the
-            exported model (None or 0: off).
+            exported model (None or 0: off); its decay warms up over the first steps (update_ema).
 
     The cosine schedule spans ``schedule_total_steps`` when set (mlip.train.budget.TimeBudget sets
     it to the steps that fit in a wall-clock budget), else the trainer's estimated steps
@@ -39,13 +39,14 @@ class PotentialModule(L.LightningModule):
 
     def __init__(self, model, loss: Optional[PotentialLoss] = None, lr: float = 1e-3, weight_decay: float = 0.0,
                  warmup_steps: int = 0, scheduler: str = "cosine", min_lr_ratio: float = 0.01,
-                 plateau_patience: int = 10, plateau_factor: float = 0.5, ema_decay: Optional[float] = 0.99):
+                 plateau_patience: int = 10, plateau_factor: float = 0.5, ema_decay: Optional[float] = 0.99,
+                 amsgrad: bool = False):
         super().__init__()
         if scheduler not in ("cosine", "plateau", "constant"):
             raise ValueError(f"scheduler must be cosine, plateau or constant, got {scheduler!r}")
         self.model = model
         self.loss_fn = loss or PotentialLoss()
-        self.lr, self.weight_decay = lr, weight_decay
+        self.lr, self.weight_decay, self.amsgrad = lr, weight_decay, amsgrad
         self.warmup_steps, self.scheduler_name = warmup_steps, scheduler
         self.min_lr_ratio = min_lr_ratio
         self.plateau_patience, self.plateau_factor = plateau_patience, plateau_factor
@@ -101,10 +102,16 @@ class PotentialModule(L.LightningModule):
         return losses["loss"]
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.update_ema(self.global_step)
+
+    def update_ema(self, step: int) -> None:
+        """Move the EMA weights towards the model's after optimizer step ``step`` (1, 2, ...), with the decay
+        warmed up as torch_ema's (MACE's): min(ema_decay, (1 + step) / (10 + step)), so the first epochs'
+        averages do not keep the random initial weights."""
         if self.ema is None:
             return
         with torch.no_grad():
-            d = self.ema_decay
+            d = min(self.ema_decay, (1.0 + step) / (10.0 + step))
             ema, params = list(self.ema.parameters()), [p.detach() for p in self.model.parameters()]
             torch._foreach_mul_(ema, d)
             torch._foreach_add_(ema, params, alpha=1 - d)
@@ -172,7 +179,8 @@ class PotentialModule(L.LightningModule):
 
     # -- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay,
+                                      amsgrad=self.amsgrad)
         warmup = max(0, int(self.warmup_steps))
         if self.scheduler_name == "plateau":
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=self.plateau_factor,

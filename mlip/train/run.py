@@ -228,7 +228,8 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
     datamodule.check(loss.required_targets())
     stats = datamodule.compute_statistics(model.cutoff, prior=model.prior if model.repulsion is not None else None)
     applied = apply_statistics(model, stats, cfg.statistics)
-    _write_atomic(run_dir / "statistics.json", json.dumps({"training_split": stats, "applied": applied},
+    _write_atomic(run_dir / "statistics.json", json.dumps({"training_split": stats, "applied": applied,
+                                                           "batch_size": datamodule.batch_size},
                                                           indent=1, default=str))
     if cfg.trainer.get("precision") in ("64", "64-true", 64):
         model = model.double()
@@ -247,7 +248,7 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume"))
     summary = {"run_dir": str(run_dir), "best": checkpoints.best_model_path, "last": checkpoints.last_model_path,
                "fit_seconds": time.perf_counter() - start, "epochs": trainer.current_epoch,
-               "train_structures": len(datamodule.splits["train"])}
+               "train_structures": len(datamodule.splits["train"]), "batch_size": datamodule.batch_size}
     if budget:
         summary.update(time_budget_seconds=budget[0].seconds, planned_epochs=budget[0].planned_epochs)
     if trainer.is_global_zero:

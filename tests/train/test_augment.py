@@ -46,7 +46,8 @@ def test_training_rotates_every_training_batch_only(tmp_path, data_dir, monkeypa
     calls = []
     original = augment.rotate
     monkeypatch.setattr(augment, "rotate", lambda batch, r: calls.append(int(batch.num_graphs)) or original(batch, r))
-    overrides = ["experiment=quickstart", "data.train_size=16", "data.batch_size=4", "data.val_fraction=0.01",
+    overrides = ["experiment=quickstart", "data.train_size=16", "data.batch_size=4", "data.batch_atoms=null",
+                 "data.val_fraction=0.01",
                  "data.test=null", "model.preset=small", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
                  "trainer.num_sanity_val_steps=0", f"run_dir={tmp_path}"]
     train(compose(overrides + ["data.augment_rotations=true"]))

@@ -1,3 +1,5 @@
+import pytest
+
 from mlip.train.data import AtomicDataModule, EpochShuffleSampler, rmd17
 
 
@@ -46,3 +48,23 @@ def test_epoch_sampler_depends_on_seed_and_epoch_and_splits_across_ranks():
     assert ranks[0] == first[0::2] and ranks[1] == first[1::2]
     uneven = [list(EpochShuffleSampler(7, seed=1, rank=r, world_size=2)) for r in (0, 1)]
     assert len(uneven[0]) == len(uneven[1]) == 4 and set(uneven[0] + uneven[1]) == set(range(7))
+
+
+@pytest.mark.parametrize("molecule, atoms, batch", [("ethanol", 9, 11), ("aspirin", 21, 5)])
+def test_batch_atoms_sets_structures_per_batch_from_the_training_split(data_dir, molecule, atoms, batch):
+    dm = rmd17(molecule=molecule, root=str(data_dir / "rmd17"), train_size=40, val_fraction=0.05, batch_size=4,
+               batch_atoms=100)
+    dm.cutoff = 4.0
+    assert dm.batch_size == 4  # until the statistics of the training split are known
+    dm.compute_statistics(cutoff=4.0)
+    assert dm.batch_size == dm.val_batch_size == batch  # round(100 / atoms)
+    first = next(iter(dm.train_dataloader()))
+    assert int(first.num_graphs) == batch and first.num_nodes == batch * atoms
+
+
+def test_batch_atoms_gives_at_least_one_structure_and_refuses_nonsense(data_dir):
+    dm = rmd17(molecule="ethanol", root=str(data_dir / "rmd17"), train_size=10, batch_atoms=2)
+    dm.compute_statistics(cutoff=4.0)
+    assert dm.batch_size == 1
+    with pytest.raises(ValueError, match="batch_atoms"):
+        rmd17(molecule="ethanol", root=str(data_dir / "rmd17"), batch_atoms=0)

@@ -19,6 +19,7 @@ from mlip.train.module import NonFiniteLossError, PotentialModule
 from mlip.train.run import compose, metric_logs, train
 
 TINY = ["experiment=quickstart", "data.train_size=24", "model.radial_heads=2", "data.val_fraction=0.01", "data.batch_size=4",
+        "data.batch_atoms=null",
         "data.test=null", "model.channels=8", "model.hidden=16", "model.num_layers=1",
         "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "optim.warmup_steps=2"]
 
