@@ -25,7 +25,8 @@ class PotentialModule(L.LightningModule):
 
     Args:
         model: the Potential. loss: a PotentialLoss.
-        lr, weight_decay, amsgrad: AdamW (amsgrad: its AMSGrad variant, MACE's default). warmup_steps: linear warm-up of the learning rate.
+        lr, weight_decay, amsgrad: AdamW (amsgrad: its AMSGrad variant, MACE's default).
+        warmup_steps: linear warm-up of the learning rate.
         scheduler: "cosine" (to ``min_lr_ratio`` * lr at the last step), "plateau" (reduce by
             ``plateau_factor`` after ``plateau_patience`` epochs without improvement of val/loss)
             or "constant".
