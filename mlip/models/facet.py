@@ -7,7 +7,8 @@ C channels for every degree. Each block:
 
     message   m_ij = TP(W_pre x_j, Y(r_ij); w(r_ij))   tensor product with the edge harmonics;
               each path (l1, l2, l3) has its weight w = cubic B-spline of r (no radial MLP), one
-              spline per path for each of ``radial_heads`` groups of channels
+              spline per path for each of ``radial_heads`` groups of channels; the first block's
+              inputs are invariant (the element embedding), so it computes only the paths (0, l, l)
     aggregate x_i += W_post sum_j m_ij / avg_num_neighbors
     update    x_i += GridMLP(norm(x_i))                 project to a sphere grid, MLP per point, back
               x_i,0 += MLP_SiLU(norm(x_i)_0)            invariant channels through a SiLU MLP
@@ -33,9 +34,11 @@ class FacetBlock(nn.Module):
     """One interaction + node update. forward(x (N,S,C), edge_index (2,E), sh (E,S), r (E,)) -> (N,S,C)."""
 
     def __init__(self, lmax: int, channels: int, hidden: int, cutoff: float, num_basis: int,
-                 avg_num_neighbors: float, radial_heads: int, tensor_product: str = "cg", correlation: int = 1):
+                 avg_num_neighbors: float, radial_heads: int, tensor_product: str = "cg", correlation: int = 1,
+                 invariant_input: bool = False):
         super().__init__()
         self.lmax = lmax
+        self.invariant_input = invariant_input  # the first block: only l = 0 features come in
         self.channels = channels
         self.avg_num_neighbors = float(avg_num_neighbors)
         if tensor_product not in ("cg", "gaunt"):
@@ -63,7 +66,10 @@ class FacetBlock(nn.Module):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         source, target = edge_index[0], edge_index[1]
         weights = self.radial(r).reshape(r.shape[0], self.tensor_product.num_paths, self.radial_heads)
-        messages = self.tensor_product.edge_messages(self.pre(x), source, sh, weights)
+        if self.invariant_input:  # the same messages, without the paths from the zero l >= 1 features
+            messages = self.tensor_product.invariant_messages(self.pre(x), source, sh, weights)
+        else:
+            messages = self.tensor_product.edge_messages(self.pre(x), source, sh, weights)
         x = x + self.post(scatter_sum(messages, target, x.shape[0]) / self.avg_num_neighbors)
         y = self.norm(x)
         x = x + self.grid_mlp(y)
@@ -125,8 +131,8 @@ class Facet(Potential):
         self.charge_spin = ChargeSpinEmbedding(channels) if charge_spin else None
         self.blocks = nn.ModuleList([
             FacetBlock(lmax, channels, hidden, cutoff, num_basis, avg_num_neighbors, radial_heads, tensor_product,
-                       correlation)
-            for _ in range(num_layers)
+                       correlation, invariant_input=k == 0)
+            for k in range(num_layers)
         ])
         # each block reads out an energy from its invariant channels: linear after every block but
         # the last, an MLP after the last (as MACE); all start at zero, so an untrained model

@@ -295,6 +295,11 @@ class EdgeGauntProduct(ExactBuffers):
         self.register_exact("projection", torch.stack([p.real, p.imag], dim=1).reshape(p.shape[0], 2, -1),
                             persistent=False)
 
+    def invariant_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
+                           weights: torch.Tensor) -> torch.Tensor:
+        """EdgeTensorProduct's call for features whose degrees l >= 1 are zero: here edge_messages."""
+        return self.edge_messages(x, source, sh, weights)
+
     def edge_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
                       weights: torch.Tensor) -> torch.Tensor:
         nodes, s_in, channels = x.shape

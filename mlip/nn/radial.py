@@ -53,13 +53,17 @@ class SplineRadial(nn.Module):
 
     ``forward(r (E,)) -> (E, num_out)``; no MLP over a radial basis, just the spline coefficients
     (num_basis, num_out), evaluated by mlip.kernels.bspline from the table (no basis matrix).
+    The coefficients start N(0, 36 / num_basis): large enough that a Facet block's first messages
+    are a fair part of its node features (rms 0.25 against the embedding's 0.9 in the first block
+    on 3BPA, where 2 / sqrt(num_basis) gave 0.08), so the geometry is not a small correction at the
+    start of training (issue 20: 3BPA force MAE 37.2 -> 35.0 meV/Å at 240 s; 12 / sqrt gave 36.3).
     """
 
     def __init__(self, num_out: int, cutoff: float, num_basis: int = 10, envelope_exponent: int = 5):
         super().__init__()
         self.cutoff = float(cutoff)
         self.num_basis = int(num_basis)
-        self.coefficients = nn.Parameter(torch.randn(num_basis, num_out) / math.sqrt(num_basis) * 2.0)
+        self.coefficients = nn.Parameter(torch.randn(num_basis, num_out) * (6.0 / math.sqrt(num_basis)))
         self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:

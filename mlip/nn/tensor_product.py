@@ -66,6 +66,18 @@ class EdgeTensorProduct(ExactBuffers):
         models make, shared with mlip.nn.gaunt.EdgeGauntProduct."""
         return self.forward(x.index_select(0, source), sh, weights)
 
+    def invariant_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
+                           weights: torch.Tensor) -> torch.Tensor:
+        """``edge_messages`` of features whose degrees l >= 1 are zero (a first layer's embeddings):
+        reads x[:, 0] only. Only the paths (0, l, l) carry anything: out_l = w_p * Y_l * x_0, an
+        outer product per edge, with no (E, rows, C) intermediate."""
+        edges, channels, heads = sh.shape[0], x.shape[-1], weights.shape[-1]
+        a0 = sh @ self.table[:, 0, :].t()  # (E, R): couplings with Y, input component l = 0
+        w = weights.index_select(1, self.row_path)  # (E, R, H)
+        b = torch.matmul(self.gather_out, a0.unsqueeze(-1) * w)  # (E, S_out, H)
+        x0 = x[:, 0].index_select(0, source).view(edges, 1, heads, channels // heads)
+        return (b.unsqueeze(-1) * x0).reshape(edges, b.shape[1], channels)
+
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         edges, s_in, channels = x.shape
         heads = weights.shape[-1]

@@ -88,6 +88,21 @@ def test_edge_tensor_product_orders_agree(channels, heads):
     assert EdgeTensorProduct.channels_first(tp, 96, 1) is False and EdgeTensorProduct.channels_first(tp, 32, 4)
 
 
+@pytest.mark.parametrize("heads", [1, 4])
+def test_invariant_messages_are_the_messages_of_invariant_features(heads):
+    """The first layer's shortcut: on features with l >= 1 zero, the same messages as edge_messages."""
+    torch.manual_seed(0)
+    tp = EdgeTensorProduct(2, 2, 2).double()
+    x = features(2, channels=8, n=5)
+    x[:, 1:] = 0.0
+    source = torch.tensor([0, 1, 4, 4, 2, 3, 0, 1, 2, 3, 4])
+    sh = spherical_harmonics(2, torch.randn(11, 3, dtype=torch.float64))
+    w = torch.randn(11, tp.num_paths, heads, dtype=torch.float64)
+    expected = tp.edge_messages(x, source, sh, w)
+    assert expected[:, 1:].abs().max() > 0.1  # the harmonics carry the invariant features to every degree
+    torch.testing.assert_close(tp.invariant_messages(x, source, sh, w), expected, atol=1e-12, rtol=0)
+
+
 def test_float32_model_moved_to_float64_has_exact_constants():
     tp = EdgeTensorProduct(2, 2, 2)
     assert tp.table.dtype == torch.float32

@@ -53,7 +53,7 @@ def copper_model(dtype=torch.float64, seed: int = 0):
     the initial weights (committee members differ in it)."""
     torch.manual_seed(seed)
     model = build("facet", preset="small", cutoff=3.2, species=[29]).to(dtype)
-    return fit(model, emt_copper_frames(), seed=seed)
+    return fit(model, emt_copper_frames(), steps=400, seed=seed)
 
 
 def ethanol_model(dtype=torch.float64):
@@ -65,4 +65,4 @@ def ethanol_model(dtype=torch.float64):
     frames = [dataset[i] for i in range(0, 640, 20)]
     torch.manual_seed(0)
     model = build("facet", preset="small", species=[1, 6, 8]).to(dtype)
-    return fit(model, frames, steps=100, stress_weight=0.0)
+    return fit(model, frames, steps=200, stress_weight=0.0)

@@ -69,9 +69,11 @@ def test_exploding_run_stops_with_last_good_frame_and_restarts(cu_model, tmp_pat
     assert np.abs(saved.get_momenta()).max() > 0
     good.calc = calc
     assert np.linalg.norm(good.get_forces(), axis=1).max() < 20.0
-    # continue from the restart with a sane time step, to the total step count
+    # continue from the restart with a sane time step, to the total step count; the restart is the
+    # last frame within the tight limits above, up to 5000 K hot: its first steps may pass them
+    hot = Limits(max_temperature=1.0e4)  # and the default force and distance limits
     resumed = run_md(None, calc, ensemble="nvt-langevin", timestep=1.0, steps=step + 50, temperature=300.0,
-                     out_dir=tmp_path, restart=str(tmp_path / "restart.extxyz"), limits=limits, log_interval=1,
+                     out_dir=tmp_path, restart=str(tmp_path / "restart.extxyz"), limits=hot, log_interval=1,
                      progress=False)
     assert resumed.stopped is None and resumed.steps == step + 50
     steps_logged = log(tmp_path / "md.csv")["step"]
