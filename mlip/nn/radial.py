@@ -87,6 +87,36 @@ class BesselBasis(nn.Module):
         return out * self.envelope(r)
 
 
+class RadialMLP(nn.Module):
+    """Learned radial weights from an MLP of the Bessel basis (MACE / NequIP):
+    ``forward(r (E,)) -> (E, num_out)``. No biases, so the output vanishes with the basis (times the
+    envelope) at the cutoff. Weights start N(0, 1 / fan_in) and the SiLU is scaled to unit second
+    moment (e3nn's normalisation), so every layer's output is O(1)."""
+
+    def __init__(self, num_out: int, cutoff: float, num_basis: int = 8, hidden: int = 64, layers: int = 3,
+                 envelope_exponent: int = 5):
+        super().__init__()
+        self.basis = BesselBasis(num_basis, cutoff, envelope_exponent)
+        self.basis_scale = float(math.sqrt(cutoff))  # the Bessel basis is O(1 / sqrt(cutoff))
+        sizes = [num_basis] + [hidden] * layers + [num_out]
+        modules: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            linear = nn.Linear(a, b, bias=False)
+            nn.init.normal_(linear.weight, std=a ** -0.5)
+            modules += [linear, _NormalizedSiLU()]
+        self.mlp = nn.Sequential(*modules[:-1])
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.basis(r) * self.basis_scale)
+
+
+class _NormalizedSiLU(nn.Module):
+    """SiLU scaled to unit second moment for z ~ N(0, 1) (e3nn's normalize2mom)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.silu(x) * 1.679
+
+
 class GaussianBasis(nn.Module):
     """exp(-(r - μ_k)^2 / (2 (w Δ)^2)), μ_k evenly spaced on [0, cutoff] (spacing Δ, width factor w):
     the Gaussian smearing of SchNet / SCN / EScAIP. ``forward(r (...)) -> (..., num_basis)``."""

@@ -60,10 +60,15 @@ def test_frame_averaged_models_export_and_stay_equivariant(name, fmt, tmp_path):
             scripted.lammps(pos, data("ethanol").atomic_numbers, torch.zeros(2, 0, dtype=torch.long), len(pos))
 
 
+# Facet's non-default options: Gaunt products (correlation 3: the physics suite), the radial MLP (the quickstart's)
+FACET_OPTIONS = {"gaunt": dict(tensor_product="gaunt", correlation=2, num_layers=1), "radial-mlp": dict(radial="mlp")}
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "export"])
-def test_facet_with_gaunt_products_exports(fmt, tmp_path):
-    model = make("facet", tensor_product="gaunt", correlation=2, num_layers=1).eval()  # correlation 3: the physics suite
-    loaded = mlip.load(export(model, tmp_path / f"gaunt.{fmt}", fmt))
+@pytest.mark.parametrize("option", list(FACET_OPTIONS))
+def test_facet_options_export(option, fmt, tmp_path):
+    model = make("facet", **FACET_OPTIONS[option]).eval()
+    loaded = mlip.load(export(model, tmp_path / f"{option}.{fmt}", fmt))
     for structure in STRUCTURES:
         assert_same(model(data(structure, torch.float64)), loaded(data(structure, torch.float64)))
 

@@ -23,6 +23,15 @@ class TestFacetWithGauntProductsAndCorrelation3(PotentialTests):
         return make("facet", tensor_product="gaunt", correlation=3)
 
 
+class TestFacetWithRadialMLP(PotentialTests):
+    """Facet with MACE's radial MLP of a Bessel basis in place of the splines (the quickstart's
+    choice, issue 20) through the whole suite: smooth at the cutoff, exact forces and stress."""
+
+    @pytest.fixture
+    def model(self):
+        return make("facet", radial="mlp")
+
+
 class TestTransIPWithThePapersOptions(PotentialTests):
     """TransIP as the paper builds it: rotary position encodings and alignment of pooled structure
     embeddings (the rotation error measured, not asserted, as for every non-equivariant model)."""

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mlip.nn import (EdgeTensorProduct, GridProductMLP, PolynomialEnvelope, S2Grid, SO3Linear, SO3RMSNorm,
-                     block_wigner_D, coupling, cubic_bspline_basis, parity_paths, random_rotation,
+from mlip.nn import (EdgeTensorProduct, GridProductMLP, PolynomialEnvelope, RadialMLP, S2Grid, SO3Linear,
+                     SO3RMSNorm, block_wigner_D, coupling, cubic_bspline_basis, parity_paths, random_rotation,
                      spherical_harmonics, wigner_D)
 from mlip.testing import feature_equivariance_error
 
@@ -130,3 +130,16 @@ def test_envelope_vanishes_smoothly_at_cutoff():
     assert u[1] == 0 and u[2] == 0 and abs(float(u[0])) < 1e-6
     assert abs(float(du[0])) < 1e-4 and du[2] == 0
     assert float(env(torch.tensor(0.0))) == 1.0
+
+
+def test_radial_mlp_vanishes_smoothly_at_cutoff_and_starts_order_one():
+    torch.manual_seed(0)
+    radial = RadialMLP(44, 4.0, num_basis=8).double()
+    r = torch.tensor([3.999, 4.0, 4.5], dtype=torch.float64, requires_grad=True)
+    w = radial(r)
+    (dw,) = torch.autograd.grad(w.pow(2).sum(), r)
+    assert w[1:].abs().max() == 0 and w[0].abs().max() < 1e-5
+    assert dw[0].abs() < 1e-8 and dw[2] == 0
+    # the weights a message sees at initialisation are O(1) over bonded distances (no tiny start)
+    rms = float(radial(torch.linspace(0.9, 3.9, 500, dtype=torch.float64)).pow(2).mean().sqrt())
+    assert 0.2 < rms < 2.0
