@@ -20,7 +20,7 @@ from typing import Dict
 import torch
 from torch import nn
 
-from mlip.export.program import batch_inputs, compile_aoti, export_program
+from mlip.export.program import INPUTS, batch_inputs, compile_aoti, export_program
 from mlip.export.scripted import ScriptablePotential
 
 FORMATS = ("torchscript", "export", "aoti")
@@ -30,7 +30,8 @@ METADATA = "mlip.json"
 def metadata(model) -> dict:
     return {"format": "mlip-exported", "name": model.name, "cutoff": model.cutoff,
             "max_neighbors": model.max_neighbors, "dtype": str(model.reference_energies.dtype).replace("torch.", ""),
-            "species": model.known_species.nonzero().flatten().tolist(), "hyperparameters": model.hyperparameters}
+            "species": model.known_species.nonzero().flatten().tolist(), "hyperparameters": model.hyperparameters,
+            "inputs": list(INPUTS)}
 
 
 def export(model, path, format: str = "torchscript") -> str:
@@ -101,6 +102,8 @@ class ExportedPotential(nn.Module):
         self.max_neighbors = meta["max_neighbors"]
         self.hyperparameters = meta["hyperparameters"]
         self._dtype = getattr(torch, meta["dtype"])
+        # files exported before pbc was an input take the others only (their code reads periodicity from the cell)
+        self.takes_pbc = "pbc" in meta.get("inputs", ())
 
     @property
     def dtype(self) -> torch.dtype:
@@ -120,8 +123,12 @@ class ExportedPotential(nn.Module):
         if getattr(data, "batch", None) is None:
             data = collate([data])
         inputs = batch_inputs(data, self._dtype)
+        if not self.takes_pbc:
+            inputs = tuple(x for name, x in zip(INPUTS, inputs) if name != "pbc")
         if self.kind == "torchscript":
-            out = self.module.compute(*inputs[:6], int(data.num_graphs), *inputs[6:], compute_forces, compute_stress)
+            split = len(inputs) - 2  # num_graphs goes before charge and spin
+            out = self.module.compute(*inputs[:split], int(data.num_graphs), *inputs[split:], compute_forces,
+                                      compute_stress)
             return dict(out)
         energy, forces, stress = self.module(*inputs)
         return {"energy": energy, "forces": forces, "stress": stress}

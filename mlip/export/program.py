@@ -5,8 +5,8 @@ first traced into aten operations with ``make_fx`` (symbolic shapes, weights as 
 writes the backward pass out as ordinary operations; that graph is then exported with dynamic
 numbers of atoms, edges and structures.
 
-Program inputs: pos (N,3), atomic_numbers (N,), cell (B,3,3), edge_index (2,E), cell_shifts (E,3),
-batch (N,), charge (B,), spin (B,). Outputs: energy (B,) eV, forces (N,3) eV/Å, stress (B,3,3) eV/Å^3.
+Program inputs: pos (N,3), atomic_numbers (N,), cell (B,3,3), pbc (B,3) bool, edge_index (2,E),
+cell_shifts (E,3), batch (N,), charge (B,), spin (B,). Outputs: energy (B,) eV, forces (N,3) eV/Å, stress (B,3,3) eV/Å^3.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Tuple
 import torch
 from torch import nn
 
-INPUTS = ("pos", "atomic_numbers", "cell", "edge_index", "cell_shifts", "batch", "charge", "spin")
+INPUTS = ("pos", "atomic_numbers", "cell", "pbc", "edge_index", "cell_shifts", "batch", "charge", "spin")
 
 
 class _TracedPotential(nn.Module):
@@ -29,9 +29,9 @@ class _TracedPotential(nn.Module):
         for i, value in enumerate(state.values()):
             self.register_buffer(f"w{i}", value.detach().clone())
 
-    def forward(self, pos, atomic_numbers, cell, edge_index, cell_shifts, batch, charge, spin):
+    def forward(self, pos, atomic_numbers, cell, pbc, edge_index, cell_shifts, batch, charge, spin):
         state = {name: getattr(self, f"w{i}") for i, name in enumerate(self.names)}
-        return self.graph(state, pos, atomic_numbers, cell, edge_index, cell_shifts, batch, charge, spin)
+        return self.graph(state, pos, atomic_numbers, cell, pbc, edge_index, cell_shifts, batch, charge, spin)
 
 
 def example_inputs(model) -> Tuple[torch.Tensor, ...]:
@@ -57,8 +57,8 @@ def batch_inputs(batch, dtype) -> Tuple[torch.Tensor, ...]:
     from mlip.models.base import structure_fields
 
     graph, _, charge, spin = structure_fields(batch)
-    return (batch.pos.to(dtype), batch.atomic_numbers, batch.cell.reshape(-1, 3, 3).to(dtype), batch.edge_index,
-            batch.cell_shifts, graph, charge, spin)
+    return (batch.pos.to(dtype), batch.atomic_numbers, batch.cell.reshape(-1, 3, 3).to(dtype),
+            batch.pbc.reshape(-1, 3), batch.edge_index, batch.cell_shifts, graph, charge, spin)
 
 
 def export_program(model, example=None) -> torch.export.ExportedProgram:
@@ -68,10 +68,10 @@ def export_program(model, example=None) -> torch.export.ExportedProgram:
     model = model.eval()
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
-    def energy_forces_stress(weights, pos, atomic_numbers, cell, edge_index, cell_shifts, batch, charge, spin):
+    def energy_forces_stress(weights, pos, atomic_numbers, cell, pbc, edge_index, cell_shifts, batch, charge, spin):
         with torch.nn.utils.stateless._reparametrize_module(model, weights):
-            out = model.compute(pos, atomic_numbers, cell, edge_index, cell_shifts, batch, cell.shape[0], charge,
-                                spin, True, True)
+            out = model.compute(pos, atomic_numbers, cell, pbc, edge_index, cell_shifts, batch, cell.shape[0],
+                                charge, spin, True, True)
         return out["energy"], out["forces"], out["stress"]
 
     example = example if example is not None else example_inputs(model)
@@ -91,7 +91,8 @@ def export_program(model, example=None) -> torch.export.ExportedProgram:
                            "max_neighbors set); --format torchscript has no such limit") from error
     traced = _TracedPotential(graph, weights)
     atoms, edges, graphs = torch.export.Dim("atoms"), torch.export.Dim("edges"), torch.export.Dim("structures")
-    shapes = ({0: atoms}, {0: atoms}, {0: graphs}, {1: edges}, {0: edges}, {0: atoms}, {0: graphs}, {0: graphs})
+    shapes = ({0: atoms}, {0: atoms}, {0: graphs}, {0: graphs}, {1: edges}, {0: edges}, {0: atoms}, {0: graphs},
+              {0: graphs})
     return torch.export.export(traced, example, dynamic_shapes=shapes)
 
 

@@ -20,8 +20,8 @@ class ScriptablePotential(nn.Module):
     -> {"energy" (1,), "forces" (N,3), "stress" (1,3,3)} for one structure, neighbour list included
     (all pairs over periodic images; fine up to a few thousand atoms).
 
-    ``compute(pos, atomic_numbers, cell (B,3,3), edge_index (2,E), cell_shifts (E,3), batch (N,),
-    num_graphs, charge (B,), spin (B,), compute_forces, compute_stress)``: the same for a batch
+    ``compute(pos, atomic_numbers, cell (B,3,3), pbc (B,3) bool, edge_index (2,E), cell_shifts (E,3),
+    batch (N,), num_graphs, charge (B,), spin (B,), compute_forces, compute_stress)``: the same for a batch
     with a neighbour list supplied by the caller (an MD engine), edge vector
     ``pos[target] - pos[source] + cell_shifts @ cell``.
 
@@ -62,13 +62,13 @@ class ScriptablePotential(nn.Module):
         return torch.stack([source, target]), shifts
 
     @torch.jit.export
-    def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
-                cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
-                spin: torch.Tensor, compute_forces: bool = True,
+    def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                edge_index: torch.Tensor, cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int,
+                charge: torch.Tensor, spin: torch.Tensor, compute_forces: bool = True,
                 compute_stress: bool = True) -> Dict[str, torch.Tensor]:
         self.check_species(atomic_numbers)
-        return self.model.compute(pos, atomic_numbers, cell, edge_index, cell_shifts, batch, num_graphs, charge,
-                                  spin, compute_forces, compute_stress)
+        return self.model.compute(pos, atomic_numbers, cell, pbc, edge_index, cell_shifts, batch, num_graphs,
+                                  charge, spin, compute_forces, compute_stress)
 
     def forward(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                 charge: int = 0, spin: int = 1) -> Dict[str, torch.Tensor]:
@@ -77,8 +77,8 @@ class ScriptablePotential(nn.Module):
         batch = torch.zeros(n, dtype=torch.long, device=pos.device)
         charges = torch.full([1], charge, dtype=torch.long, device=pos.device)
         spins = torch.full([1], spin, dtype=torch.long, device=pos.device)
-        return self.compute(pos, atomic_numbers, cell.reshape(1, 3, 3), edge_index, shifts, batch, 1, charges, spins,
-                            True, True)
+        return self.compute(pos, atomic_numbers, cell.reshape(1, 3, 3), pbc.reshape(1, 3), edge_index, shifts, batch,
+                            1, charges, spins, True, True)
 
 
     @torch.jit.export

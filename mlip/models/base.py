@@ -20,7 +20,11 @@ It depends on the weights alone, never on positions: forces and stress do not se
 E_rep,i is the short-range ZBL repulsion prior (mlip.nn.repulsion; ``repulsion=None``: 0), in eV,
 outside the scale: a physical energy the learned part adds to.
 
-Structures without a volume (molecules, or a slab whose cell has a zero vector) get zero stress.
+Periodicity comes from the pbc flags (B,3), never from the cell's vectors (mlip.graph.periodic): the
+stress σ = W/V (W the virial, V the cell's volume) is reported along the periodic directions only,
+P σ P with P the projector onto the periodic lattice vectors, so a molecule (in a vacuum box or not)
+gets zero stress, a slab its in-plane components (V the box volume, as ASE and VASP take it) and a
+structure without a volume zero.
 
 Frame averaging (``frame_averaging="so3"`` or ``"o3"``, for architectures that are not equivariant by
 construction): the architecture sees each structure's edge vectors in the F frames of
@@ -41,6 +45,7 @@ import torch
 from torch import nn
 
 from mlip.graph.edges import edge_vectors
+from mlip.graph.periodic import periodic_projector
 from mlip.nn.embedding import NUM_ELEMENTS  # noqa: F401  (the models import it from here too)
 from mlip.nn.frames import FRAME_GROUPS, structure_frames
 from mlip.nn.llpr import LastLayerUncertainty, captured_features
@@ -238,8 +243,8 @@ class Potential(nn.Module):
         z = data.atomic_numbers
         self.check_species(z)
         batch, num_graphs, charge, spin = structure_fields(data)
-        args = (data.pos, z, data.cell.reshape(-1, 3, 3), data.edge_index, data.cell_shifts, batch, num_graphs, charge,
-                spin, compute_forces, compute_stress)
+        args = (data.pos, z, data.cell.reshape(-1, 3, 3), data.pbc.reshape(-1, 3), data.edge_index, data.cell_shifts,
+                batch, num_graphs, charge, spin, compute_forces, compute_stress)
         if self.uncertainty is None or self.training:
             return self.compute(*args)
         with captured_features(self) as store:  # the last layer's input: LLPR's features
@@ -304,16 +309,16 @@ class Potential(nn.Module):
             e_atom = e_atom + self.repulsion(z, edge_index, edge_vec)
         return e_atom, direct
 
-    def structure_atom_energies(self, pos: torch.Tensor, cell: torch.Tensor, atomic_numbers: torch.Tensor,
-                                edge_index: torch.Tensor, edge_vec: torch.Tensor, batch: torch.Tensor,
-                                num_graphs: int, charge: torch.Tensor,
+    def structure_atom_energies(self, pos: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                                atomic_numbers: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
+                                batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
                                 spin: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``total_atom_energies`` of whole structures (positions (N,3) Å and cells (B,3,3) given), with
+        """``total_atom_energies`` of whole structures (positions (N,3) Å, cells (B,3,3) and pbc (B,3) given), with
         frame averaging when the model uses it: the mean over each structure's frames in evaluation,
         one random frame per structure in training. Returns (N,) eV and (N,3) direct forces or (0,3)."""
         if self.num_frames == 0:
             return self.total_atom_energies(atomic_numbers, edge_index, edge_vec, batch, num_graphs, charge, spin)
-        frames = structure_frames(pos, cell, batch, num_graphs, self.num_frames)  # (B,F,3,3)
+        frames = structure_frames(pos, cell, pbc, batch, num_graphs, self.num_frames)  # (B,F,3,3)
         if self.training:  # stochastic frame averaging
             pick = torch.randint(0, self.num_frames, [num_graphs], device=pos.device)
             frames = frames[torch.arange(num_graphs, device=pos.device), pick].unsqueeze(1)
@@ -333,20 +338,21 @@ class Potential(nn.Module):
             direct = torch.einsum("fnj,nfij->ni", direct.reshape(f, n, 3), frames[batch]) / f
         return e_atom, direct
 
-    def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
-                cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
-                spin: torch.Tensor, compute_forces: bool = True,
+    def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                edge_index: torch.Tensor, cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int,
+                charge: torch.Tensor, spin: torch.Tensor, compute_forces: bool = True,
                 compute_stress: bool = True) -> Dict[str, torch.Tensor]:
         """The graph to energy, forces and stress (TorchScript-compatible; what exported models run).
 
         Args:
-            pos (N,3) Å; atomic_numbers (N,); cell (B,3,3) Å; edge_index (2,E) [source, target];
+            pos (N,3) Å; atomic_numbers (N,); cell (B,3,3) Å; pbc (B,3) bool; edge_index (2,E) [source, target];
             cell_shifts (E,3) image offsets; batch (N,) structure index; charge, spin (B,).
         """
         dtype = self.reference_energies.dtype
         z = atomic_numbers
         pos = pos.to(dtype)
         cell = cell.reshape(-1, 3, 3).to(dtype)
+        pbc = pbc.reshape(-1, 3).to(torch.bool)
         if compute_forces:
             pos = pos.detach().requires_grad_(True)
         strain = torch.zeros(num_graphs, 3, 3, dtype=dtype, device=pos.device)
@@ -357,8 +363,8 @@ class Potential(nn.Module):
             pos_used = pos + torch.einsum("ni,nij->nj", pos, sym[batch])
             cell_used = cell + torch.bmm(cell, sym)
         vec = edge_vectors(pos_used, cell_used, edge_index, cell_shifts, batch)
-        e_atom, direct = self.structure_atom_energies(pos_used, cell_used, z, edge_index, vec, batch, num_graphs,
-                                                      charge, spin)
+        e_atom, direct = self.structure_atom_energies(pos_used, cell_used, pbc, z, edge_index, vec, batch,
+                                                      num_graphs, charge, spin)
         energy = scatter_sum(e_atom, batch, num_graphs)
         out: Dict[str, torch.Tensor] = {"energy": energy}
         inputs: List[torch.Tensor] = []
@@ -379,8 +385,9 @@ class Potential(nn.Module):
                 volume = torch.linalg.det(cell).abs()
                 has_volume = volume > 1e-9
                 safe = torch.where(has_volume, volume, torch.ones_like(volume))
-                out["stress"] = torch.where(has_volume[:, None, None], virial / safe[:, None, None],
-                                            torch.zeros_like(virial))
+                along = periodic_projector(cell.detach(), pbc)  # the periodic directions only
+                stress = along @ (virial / safe[:, None, None]) @ along
+                out["stress"] = torch.where(has_volume[:, None, None], stress, torch.zeros_like(virial))
         return out
 
     # -- files ----------------------------------------------------------------------------

@@ -5,15 +5,19 @@ structure turned by R, the frames are R U (up to the signs below). A model evalu
 coordinates x U (edge vectors ``vec @ U``) and averaged over a structure's frames is exactly
 invariant (its energy) and equivariant (forces rotated back by U^T), whatever the model.
 
-    structure_frames(pos (N,3), cell (B,3,3), batch (N,), num_graphs, num_frames) -> (B, F, 3, 3)
+    structure_frames(pos (N,3), cell (B,3,3), pbc (B,3), batch (N,), num_graphs, num_frames) -> (B, F, 3, 3)
 
 The base frame of a structure:
 
-* with two or three lattice vectors (rows of ``cell`` that are not zero: bulk, and slabs with or
-  without a vacuum vector): Gram-Schmidt of the first two, e1 along a1, e2 in the (a1, a2) plane,
+Periodicity comes from the pbc flags alone (mlip.graph.periodic): the cell vector of a direction that
+is not periodic plays no part, so a molecule in a vacuum box is a molecule and a slab's vacuum vector
+is ignored.
+
+* with two or three periodic directions (bulk, slabs): Gram-Schmidt of the first two periodic
+  lattice vectors, e1 along a1, e2 in the (a1, a2) plane,
   e3 = e1 x e2. It depends on the cell alone, so atoms wrapped into the cell or a supercell along
   the same vectors give the same frame (cubic cells included: there is nothing to diagonalise).
-* with one lattice vector (a wire): e1 along it, e2 the principal axis of the positions projected
+* with one periodic direction (a wire): e1 along its lattice vector, e2 the principal axis of the positions projected
   onto the plane normal to it (unchanged by wrapping along a1).
 * without (molecules): principal component analysis of the centred positions (centroid; unweighted
   second moment C = sum_i x_i x_i^T, Å^2), e1 the axis of largest variance, e2 the next, e3 = e1 x e2.
@@ -54,6 +58,7 @@ from typing import Tuple
 
 import torch
 
+from mlip.graph.periodic import periodic_axes
 from mlip.nn.scatter import scatter_sum
 
 FRAME_GROUPS = {"so3": 4, "o3": 8}
@@ -119,9 +124,10 @@ def second_axis(axis: torch.Tensor, centred: torch.Tensor, batch: torch.Tensor, 
     return _unit(_project_out(e2, axis))
 
 
-def base_frames(pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor, num_graphs: int,
+def base_frames(pos: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, batch: torch.Tensor, num_graphs: int,
                 tol: float = 1e-6) -> torch.Tensor:
-    """(B,3,3) one right-handed frame per structure (columns e1, e2, e3; see the module docstring)."""
+    """(B,3,3) one right-handed frame per structure (columns e1, e2, e3; see the module docstring);
+    cell (B,3,3) Å, pbc (B,3) bool."""
     dtype = pos.dtype
     counts = scatter_sum(torch.ones_like(pos[:, 0]), batch, num_graphs).clamp(min=1.0)
     centred = pos - (scatter_sum(pos, batch, num_graphs) / counts[:, None])[batch]
@@ -146,14 +152,10 @@ def base_frames(pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor, num_
     oblate = ~simple_top & simple_bottom
     molecule = torch.where(oblate[:, None, None], oblate_frame, prolate_frame)
 
-    # periodic: Gram-Schmidt of the lattice vectors (the first two that are not zero), or a wire's axis
-    lattice = cell.reshape(-1, 3, 3).to(dtype)
-    nonzero = (lattice * lattice).sum(-1) > 0  # (B,3)
-    periodic = nonzero.sum(-1)
-    order = torch.sort((~nonzero).to(torch.int64), dim=1, stable=True)[1]
-    rows = lattice.gather(1, order[:, :, None].expand(-1, -1, 3))
-    a1 = _unit(rows[:, 0])
-    a2 = _unit(_project_out(rows[:, 1], a1))
+    # periodic: Gram-Schmidt of the periodic lattice vectors, or a wire's axis
+    axes = periodic_axes(cell.to(dtype), pbc)
+    periodic = pbc.reshape(-1, 3).to(torch.bool).sum(-1)
+    a1, a2 = axes[:, 0], axes[:, 1]
     cell_frame = torch.stack([a1, a2, torch.linalg.cross(a1, a2)], dim=-1)
     w2 = second_axis(a1, centred, batch, num_graphs, tol, spread)
     wire_frame = torch.stack([a1, w2, torch.linalg.cross(a1, w2)], dim=-1)
@@ -162,13 +164,13 @@ def base_frames(pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor, num_
     return frames
 
 
-def structure_frames(pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor, num_graphs: int,
-                     num_frames: int = 4, tol: float = 1e-6) -> torch.Tensor:
+def structure_frames(pos: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, batch: torch.Tensor,
+                     num_graphs: int, num_frames: int = 4, tol: float = 1e-6) -> torch.Tensor:
     """(B, F, 3, 3) the frames of every structure: its base frame with the axes' signs flipped by
     the first ``num_frames`` patterns (4: the rotations, SO(3); 8: with reflections, O(3))."""
     if num_frames != 4 and num_frames != 8:
         raise ValueError("num_frames must be 4 (SO(3)) or 8 (O(3)), not " + str(num_frames))
-    base = base_frames(pos, cell, batch, num_graphs, tol)
+    base = base_frames(pos, cell, pbc, batch, num_graphs, tol)
     return base.unsqueeze(1) * sign_patterns(num_frames, base.dtype, base.device)[None, :, None, :]
 
 

@@ -1,5 +1,5 @@
-"""The structures the physics suite runs on: a molecule, a cell thinner than any cutoff, a triclinic
-oxide, a slab; and a model made non-trivial for testing (random weights where a model starts at zero,
+"""The structures the physics suite runs on: a molecule (bare, and in a vacuum box without periodic
+boundaries), a cell thinner than any cutoff, a triclinic oxide, a slab (vacuum along z); and a model made non-trivial for testing (random weights where a model starts at zero,
 per-element reference energies, a scale and a shift)."""
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ def water():
     return rattled(molecule("H2O"), 4)
 
 
+def boxed_ethanol():
+    """The ethanol of :func:`ethanol` centred in a 6 Å vacuum box, pbc False: how ASE
+    (``atoms.center(vacuum=...)``) and extxyz files (``Lattice=... pbc="F F F"``) carry molecules."""
+    atoms = ethanol()
+    atoms.center(vacuum=6.0)
+    return atoms
+
+
 def silicon_primitive():
     """2 atoms in a cell thinner than any cutoff used: many periodic images."""
     from ase.build import bulk
@@ -55,10 +63,11 @@ def copper_slab():
 
 
 STRUCTURES = {"ethanol": ethanol, "si2": silicon_primitive, "triclinic": triclinic_oxide, "slab": copper_slab}
+BOXED = {"boxed_ethanol": boxed_ethanol}  # the same molecule as "ethanol": not in STRUCTURES, checked apart
 
 
 def data(name, dtype=None) -> AtomicData:
-    d = AtomicData.from_ase(STRUCTURES[name]())
+    d = AtomicData.from_ase({**STRUCTURES, **BOXED}[name]())
     if dtype is not None:
         d.pos, d.cell = d.pos.to(dtype), d.cell.to(dtype)
     return d

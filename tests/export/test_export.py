@@ -50,7 +50,7 @@ def test_frame_averaged_models_export_and_stay_equivariant(name, fmt, tmp_path):
 
     model = make(name, **FRAME_AVERAGED[name]).eval()
     loaded = mlip.load(export(model, tmp_path / f"{name}-frames.{fmt}", fmt))
-    for structure in STRUCTURES:
+    for structure in [*STRUCTURES, "boxed_ethanol"]:  # the box of a molecule with pbc False plays no part
         assert_same(model(data(structure, torch.float64)), loaded(data(structure, torch.float64)))
     assert_equivariant(loaded, data("ethanol", torch.float64), rtol=1e-8)
     if fmt == "torchscript":
@@ -58,6 +58,40 @@ def test_frame_averaged_models_export_and_stay_equivariant(name, fmt, tmp_path):
         pos = data("ethanol").pos
         with pytest.raises(Exception, match="domain decomposition"):
             scripted.lammps(pos, data("ethanol").atomic_numbers, torch.zeros(2, 0, dtype=torch.long), len(pos))
+
+
+class _PbcFromCell(torch.nn.Module):
+    """The ``compute`` of a TorchScript file exported before pbc was one of its inputs (it read
+    periodicity from the cell's non-zero vectors)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @torch.jit.export
+    def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
+                cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int, charge: torch.Tensor,
+                spin: torch.Tensor, compute_forces: bool = True, compute_stress: bool = True):
+        pbc = (cell * cell).sum(-1) > 0
+        return self.model.compute(pos, atomic_numbers, cell, pbc, edge_index, cell_shifts, batch, num_graphs,
+                                  charge, spin, compute_forces, compute_stress)
+
+    def forward(self, pos: torch.Tensor) -> torch.Tensor:
+        return pos
+
+
+def test_files_exported_before_pbc_was_an_input_still_load(tmp_path):
+    """Their metadata names no inputs: mlip.load calls their compute without pbc, and they give what
+    they gave (here on a crystal, where both readings of periodicity agree)."""
+    from mlip.export import metadata
+
+    model = make("facet").eval()
+    meta = {k: v for k, v in metadata(model).items() if k != "inputs"}
+    path = tmp_path / "old.pt"
+    torch.jit.save(torch.jit.script(_PbcFromCell(model)), str(path), _extra_files={"mlip.json": json.dumps(meta)})
+    loaded = mlip.load(path)
+    assert not loaded.takes_pbc
+    assert_same(model(data("triclinic", torch.float64)), loaded(data("triclinic", torch.float64)))
 
 
 # Facet's non-default options: Gaunt products (correlation 3: the physics suite), the radial MLP (the quickstart's)

@@ -3,6 +3,7 @@ evaluation is the mean of the architecture over the structure's frames, training
 frame, and where two principal moments cross the averaged energy jumps. The
 physics suite runs on frame-averaged TransIP and EScAIP (tests/models/test_physics.py)."""
 
+import contextlib
 import copy
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 import torch
 
 from mlip.data import AtomicData
+from mlip.graph import rotate
 from mlip.nn.frames import structure_frames
+from mlip.nn.so3 import random_rotation
 from tests.models.structures import data, make
 
 
@@ -19,7 +22,8 @@ def test_evaluation_is_the_mean_over_the_frames():
     plain = copy.deepcopy(model)
     plain.num_frames = 0  # the same weights without the average
     d = data("ethanol")
-    frames = structure_frames(d.pos, d.cell.reshape(-1, 3, 3), torch.zeros(d.num_nodes, dtype=torch.long), 1, 4)[0]
+    frames = structure_frames(d.pos, d.cell.reshape(-1, 3, 3), d.pbc.reshape(-1, 3),
+                              torch.zeros(d.num_nodes, dtype=torch.long), 1, 4)[0]
     energies, forces = [], []
     for u in frames:
         turned = d.clone()
@@ -78,3 +82,31 @@ def test_energy_jumps_where_two_principal_moments_cross(record_property):
     print(f"frame averaging where principal moments cross: the energy jumps by {jump:.2e} eV over 2e-4 Å "
           f"(slope on either side {slope:.2e} eV/Å)")
     assert np.isfinite(slope) and jump > 100 * h * slope
+
+
+@pytest.mark.parametrize("group", ["so3", "o3"])
+@pytest.mark.parametrize("name, options", [("transip", {}), ("escaip", {"direct_forces": True})])
+def test_a_boxed_molecule_turned_inside_its_box_keeps_its_energy(name, options, group):
+    """Ethanol rattled by 0.1 Å, centred in a 6 Å vacuum box with pbc False (the usual way ASE and
+    extxyz carry molecules), turned about its centroid while the box stays: the frames come from the
+    molecule, not the box, so the energy does not change (below 1e-10 eV) and the forces turn with it."""
+    from ase.build import molecule
+
+    with pytest.warns(UserWarning, match="direct_forces") if options else contextlib.nullcontext():
+        model = make(name, frame_averaging=group, **options)
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.1, seed=1)
+    atoms.center(vacuum=6.0)
+    d = AtomicData.from_ase(atoms)
+    assert not bool(d.pbc.any()) and float(d.cell.abs().max()) > 0
+    ref = model(d)
+    centre = d.pos.mean(0)
+    for seed in range(3):
+        r = random_rotation(dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        turned = d.clone()
+        turned.pos = (d.pos - centre) @ r.T + centre
+        out = model(turned)
+        assert abs(float((out["energy"] - ref["energy"]).detach())) < 1e-10
+        torch.testing.assert_close(out["forces"], ref["forces"] @ r.T, rtol=1e-8, atol=1e-10)
+        torch.testing.assert_close(model(rotate(d, r))["energy"], ref["energy"], rtol=0, atol=1e-10)
+

@@ -16,11 +16,15 @@ MOLECULES = {  # (name, the degeneracy of its second moments)
 }
 
 
-def frames_of(pos, cell=None, num_frames=4):
+def frames_of(pos, cell=None, num_frames=4, pbc=None):
+    """Frames of one structure: a molecule without ``cell``; with one, periodic along ``pbc`` (all
+    three directions unless given)."""
     pos = torch.as_tensor(pos, dtype=torch.float64)
+    periodic = cell is not None if pbc is None else pbc
     cell = torch.zeros(1, 3, 3, dtype=torch.float64) if cell is None else torch.as_tensor(
         cell, dtype=torch.float64).reshape(1, 3, 3)
-    return structure_frames(pos, cell, torch.zeros(len(pos), dtype=torch.long), 1, num_frames)[0]
+    pbc = torch.as_tensor(periodic, dtype=torch.bool).expand(3).reshape(1, 3)
+    return structure_frames(pos, cell, pbc, torch.zeros(len(pos), dtype=torch.long), 1, num_frames)[0]
 
 
 def frame_coordinates(pos, cell=None, num_frames=4):
@@ -108,23 +112,53 @@ def test_cells_take_their_frame_from_the_lattice():
     torch.testing.assert_close(frames_of(torch.tensor(big.positions), torch.tensor(np.asarray(big.cell))), u)
 
 
-def test_a_slab_without_a_third_vector_and_a_wire():
-    slab_cell = torch.tensor([[3.0, 0.0, 0.0], [1.0, 2.5, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+def _base(pos, cell, pbc):
+    return base_frames(pos, cell.reshape(1, 3, 3), torch.tensor([pbc]), torch.zeros(len(pos), dtype=torch.long), 1)[0]
+
+
+def test_a_slab_and_a_wire_with_and_without_vacuum_vectors():
+    """Only the periodic lattice vectors (pbc) make the frame: a slab's vacuum vector and a wire's
+    two vacuum vectors play no part, whether zero or not."""
     pos = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    u = base_frames(pos, slab_cell.unsqueeze(0), torch.zeros(6, dtype=torch.long), 1)[0]
+    slab_cell = torch.tensor([[3.0, 0.0, 0.0], [1.0, 2.5, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    u = _base(pos, slab_cell, [True, True, False])
     torch.testing.assert_close(u[:, 2], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+    tilted_vacuum = slab_cell.clone()
+    tilted_vacuum[2] = torch.tensor([0.7, -0.4, 12.0], dtype=torch.float64)
+    torch.testing.assert_close(_base(pos, tilted_vacuum, [True, True, False]), u, atol=1e-14, rtol=0)
+    # periodic along a1 and a3, a2 the vacuum: e1 along a1, e2 in the (a1, a3) plane
+    other = torch.tensor([[3.0, 0.0, 0.0], [0.3, 9.0, 0.2], [1.0, 0.0, 2.5]], dtype=torch.float64)
+    v = _base(pos, other, [True, False, True])
+    torch.testing.assert_close(v[:, 2].abs(), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-14, rtol=0)
     wire_cell = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 4.0]], dtype=torch.float64)
-    u = base_frames(pos, wire_cell.unsqueeze(0), torch.zeros(6, dtype=torch.long), 1)[0]
+    u = _base(pos, wire_cell, [False, False, True])
     torch.testing.assert_close(u[:, 0], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
     moved = pos.clone()
     moved[2, 2] += 4.0  # wrapped along the wire: the same frame
-    torch.testing.assert_close(base_frames(moved, wire_cell.unsqueeze(0), torch.zeros(6, dtype=torch.long), 1)[0], u)
+    torch.testing.assert_close(_base(moved, wire_cell, [False, False, True]), u)
+    boxed_wire = wire_cell + torch.diag(torch.tensor([15.0, 15.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(_base(pos, boxed_wire, [False, False, True]), u, atol=1e-14, rtol=0)
+
+
+def test_a_molecule_in_a_vacuum_box_gets_its_own_frames():
+    """pbc False with a box: the molecule's principal axes, which turn with the molecule inside a
+    box that does not turn."""
+    pos = torch.tensor(molecule("CH3CH2OH").positions) + 6.0
+    box = 12.0 * torch.eye(3, dtype=torch.float64)
+    torch.testing.assert_close(frames_of(pos, box, pbc=False), frames_of(pos))
+    r = random_rotation(dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    centre = pos.mean(0)
+    assert same_set(frame_coordinates((pos - centre) @ r.T + centre, box), frame_coordinates(pos, box)) is False
+    turned = frames_of((pos - centre) @ r.T + centre, box, pbc=False)
+    assert same_set(torch.einsum("ni,fij->fnj", (pos - centre) @ r.T, turned),
+                    torch.einsum("ni,fij->fnj", pos - centre, frames_of(pos, box, pbc=False)))
 
 
 def test_a_batch_gets_each_structure_its_own_frames():
     a, b = torch.tensor(molecule("CH3CH2OH").positions), torch.tensor(molecule("C6H6").positions) + 20.0
     pos = torch.cat([a, b])
     batch = torch.cat([torch.zeros(len(a), dtype=torch.long), torch.ones(len(b), dtype=torch.long)])
-    both = structure_frames(pos, torch.zeros(2, 3, 3, dtype=torch.float64), batch, 2, 4)
+    both = structure_frames(pos, torch.zeros(2, 3, 3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.bool),
+                            batch, 2, 4)
     torch.testing.assert_close(both[0], frames_of(a))
     torch.testing.assert_close(both[1], frames_of(b))
