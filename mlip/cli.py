@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("quickstart", help="the bundled-data walk-through (see README)")
+    p = sub.add_parser("quickstart", help="the bundled-data walk-through (docs/quickstart.md)")
     p.add_argument("overrides", nargs="*", help="training config overrides, e.g. trainer.max_epochs=5")
     p.add_argument("--data", default=None, help="the bundled data folder (default: the samples shipped with mlip)")
     p.add_argument("--data-only", action="store_true", help="only read the datasets and print the table")

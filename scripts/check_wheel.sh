@@ -33,6 +33,6 @@ tail -n 1 "$work/quickstart.log"
 "$mlip" train experiment=quickstart data.train_size=16 data.val_fraction=0.01 data.batch_size=4 data.test=null \
   model.channels=8 model.hidden=16 model.num_layers=1 model.radial_heads=2 trainer.max_epochs=1 \
   run_dir="$work/runs" >"$work/train.log" 2>&1 || { cat "$work/train.log"; exit 1; }
-checkpoint=$(ls "$work"/runs/quickstart/*/checkpoints/best.ckpt)
+checkpoint="$work"/runs/quickstart/latest/checkpoints/best.ckpt
 "$mlip" export "$checkpoint" --format torchscript --out "$work/model.pt"
 echo "check_wheel: the installed wheel ran quickstart --data-only, train and export outside the repository"

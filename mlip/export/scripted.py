@@ -87,9 +87,12 @@ class ScriptablePotential(nn.Module):
         """One rank's energies, forces and virials.
 
         Args:
-            pos (N,3) Å, the ``nlocal`` owned atoms first, then ghosts; atomic_numbers (N,);
-            edge_index (2,E) [source, target] pairs within the cutoff over all N atoms (both
-            directions), edge vector ``pos[target] - pos[source]``; atom_virials: also per atom.
+            pos: (N,3) Å, the ``nlocal`` owned atoms first, then ghosts.
+            atomic_numbers: (N,).
+            edge_index: (2,E) [source, target] pairs within the cutoff over all N atoms (both
+                directions), edge vector ``pos[target] - pos[source]``.
+            nlocal: the number of owned atoms.
+            atom_virials: also return per-atom virials.
 
         Returns:
             "energy" () eV, the sum of the owned atoms' energies; "atom_energies" (nlocal,) eV;

@@ -3,7 +3,7 @@ path for CUDA tensors), and an all-pairs torch path (TorchScript-compatible, for
 as the fallback where vesin's CUDA path is not available).
 
 All return a *full* list (each pair in both directions) as ``(source, target, shifts)`` with
-the convention of DESIGN.md: the edge vector is ``pos[target] - pos[source] + shifts @ cell``,
+the convention of docs/design.md: the edge vector is ``pos[target] - pos[source] + shifts @ cell``,
 ``shifts`` integer image offsets, and no self pair at zero shift.
 """
 

@@ -345,8 +345,16 @@ class Potential(nn.Module):
         """The graph to energy, forces and stress (TorchScript-compatible; what exported models run).
 
         Args:
-            pos (N,3) Å; atomic_numbers (N,); cell (B,3,3) Å; pbc (B,3) bool; edge_index (2,E) [source, target];
-            cell_shifts (E,3) image offsets; batch (N,) structure index; charge, spin (B,).
+            pos: (N,3) Å.
+            atomic_numbers: (N,).
+            cell: (B,3,3) Å, rows are lattice vectors.
+            pbc: (B,3) bool, the periodic directions (mlip.graph.periodic).
+            edge_index: (2,E) [source, target].
+            cell_shifts: (E,3) integer image offsets: edge vector ``pos[target] - pos[source] + cell_shifts @ cell``.
+            batch: (N,) structure index of each atom.
+            num_graphs: B.
+            charge, spin: (B,) total charge (e) and spin multiplicity.
+            compute_forces, compute_stress: what to return besides the energy.
         """
         dtype = self.reference_energies.dtype
         z = atomic_numbers

@@ -106,8 +106,8 @@ class Facet(Potential):
         correlation: 1, or nu = 2..4: add to every node update the products of each channel's feature
         with itself up to the power nu (body order nu + 1, MACE's correlation), by Gaunt powers.
         radial: "spline" (the paper's spline per path, num_basis coefficients) or "mlp" (an MLP,
-        3 x 64 SiLU, of num_basis Bessel functions: mlip.nn.RadialMLP; issue 20's 240 s screens:
-        3BPA force MAE 35.0 -> 23.7 meV/Å, 10% fewer epochs).
+        3 x 64 SiLU, of num_basis Bessel functions: mlip.nn.RadialMLP; in single 240 s runs of
+        benchmarks/bench_train.py on 3BPA, force MAE 35.0 -> 23.7 meV/Å at 10% fewer epochs).
         species, repulsion, max_neighbors: see Potential.
     """
 
@@ -119,7 +119,7 @@ class Facet(Potential):
         "small": dict(cutoff=4.0, lmax=2, channels=16, num_layers=2, hidden=32, num_basis=8, avg_num_neighbors=10.0,
                       radial_heads=2),
         # experiment=quickstart: small molecules on a 2-core CPU in 10 minutes; MACE's radial MLP
-        # (learns faster per epoch than the splines on every molecule of scripts/bench_train.py --all)
+        # (learns faster per epoch than the splines on every molecule of benchmarks/bench_train.py --all)
         "quickstart": dict(cutoff=4.0, lmax=2, channels=32, num_layers=3, hidden=64, num_basis=8,
                            avg_num_neighbors=10.0, radial_heads=4, radial="mlp"),
         # sized like SevenNet-0 (0.84 M parameters, 5 layers, cutoff 5 Å) for MPtrj-scale materials

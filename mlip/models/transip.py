@@ -88,7 +88,7 @@ class TransIP(Potential):
             vectors x_j - x_i of keys and values, always there): "none" (default: nowhere else),
             "offset" (a learned projection of the atom's position relative to the centre of its
             surroundings, added to its token) or "rotary" (the paper's: rotary encodings of positions in
-            every attention layer, mlip.nn.rotary). Measured (scripts/bench_transip_positions.py): the
+            every attention layer, mlip.nn.rotary). Measured (benchmarks/bench_transip_positions.py): the
             extra position terms make every token depend on the structure's orientation from the first
             step, and force learning waits longer before it starts (mean test force MAE after 600
             steps: none 268, offset 353, rotary 348 meV/Å). direct_forces: a per-atom force head (not
@@ -142,7 +142,7 @@ class TransIP(Potential):
         # a vector shared by every token, larger than the element embeddings at the start: tokens begin
         # nearly alike, so attention starts close to uniform and each atom's first embeddings are smooth
         # sums of its pair features (a two-body model); force learning then starts within ~200 Adam steps
-        # instead of ~500 (scripts/bench_transip_positions.py)
+        # instead of ~500 (benchmarks/bench_transip_positions.py)
         self.token = nn.Parameter(0.3 * torch.randn(hidden))
         # the token's position: relative to its surroundings' centre ("offset"), or rotary encodings in attention
         self.position: nn.Module = (nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden))

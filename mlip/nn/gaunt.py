@@ -187,7 +187,7 @@ class GauntProduct(torch.nn.Module):
     leading dims, broadcast) Gaunt product out_c = mean over the sphere of f_x f_y Y_c.
 
     ``method``: "fft" or "direct" 2D convolution; "auto" is "fft", faster at every L measured
-    (scripts/bench_gaunt.py, 2-core CPU: 1.8 against 2.0 ms at L = 1, 87 against 1936 ms at L = 8).
+    (benchmarks/bench_gaunt.py, 2-core CPU: 1.8 against 2.0 ms at L = 1, 87 against 1936 ms at L = 8).
     """
 
     def __init__(self, lmax1: int, lmax2: int, lmax_out: int, method: str = "auto"):
@@ -212,7 +212,7 @@ class GauntPower(torch.nn.Module):
     - ``method="grid"`` (default): f_x on the Gauss-Legendre x uniform sphere grid that integrates
       degree nu L + Lo exactly (mlip.nn.s2_grid; 45 points at L = Lo = 2, nu = 3), raised
       pointwise, projected back: two small real matrix products, the fastest route on a CPU
-      (scripts/bench_train_step.py);
+      (benchmarks/bench_train_step.py);
     - ``method="fft"``: the paper's route, by repeated Gaunt products: f_x on one uniform (θ, φ)
       grid fine enough for f^nu (2 nu L + 1 points per angle, 169 at L = 2, nu = 3), raised
       pointwise, brought back by FFT.

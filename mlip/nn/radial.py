@@ -56,8 +56,8 @@ class SplineRadial(nn.Module):
     The coefficients start N(0, 36 / num_basis): large enough that a Facet block's first messages
     are a fair part of its node features (rms 0.25 against the embedding's 0.9 in the first block
     on 3BPA, where 2 / sqrt(num_basis) gave 0.08), so the geometry is not a small correction at the
-    start of training (issue 20, one 240 s screen each: 3BPA force MAE 37.2 -> 35.0 meV/Å; with
-    12 / sqrt(num_basis) 36.3; README "Training").
+    start of training (single 240 s runs of benchmarks/bench_train.py on 3BPA: force MAE 37.2 ->
+    35.0 meV/Å; with 12 / sqrt(num_basis) 36.3).
     """
 
     def __init__(self, num_out: int, cutoff: float, num_basis: int = 10, envelope_exponent: int = 5):

@@ -24,7 +24,7 @@ def rotary_frequencies(head_dim: int, max_wavelength: float, min_wavelength: flo
     """(P,) angular frequencies, rad/Å: P = head_dim // 6 per axis, periods geometric from
     ``min_wavelength`` to ``max_wavelength`` Å (a few bond lengths to the attention range). Periods
     below a bond length make the scores, hence the energy, oscillate within a bond's vibration: with
-    0.5 Å, TransIP's force error rose during training (scripts/bench_transip_positions.py)."""
+    0.5 Å, TransIP's force error rose during training (benchmarks/bench_transip_positions.py)."""
     pairs = head_dim // 6
     if pairs < 1:
         raise ValueError(f"rotary encodings need at least 6 channels per head, got {head_dim}")

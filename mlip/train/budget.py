@@ -47,7 +47,7 @@ class TimeBudget(L.Callback):
 
     def __init__(self, seconds: Union[str, float]):
         self.seconds = parse_seconds(seconds)
-        self.elapsed = 0.0  # seconds of fitting before this session (resumed runs)
+        self.elapsed = 0.0  # seconds of fitting before this process started (resumed runs)
         self.epochs_timed = 0
         self.planned_epochs: Optional[int] = None
         self._start: Optional[float] = None

@@ -42,16 +42,33 @@ def compose(overrides: list[str]):
 
 
 def new_run_dir(root: str, name: str) -> Path:
-    """runs/<name>/<timestamp>, never an existing directory."""
+    """runs/<name>/<timestamp>, never an existing directory; runs/<name>/latest points at it."""
     base = Path(root) / name / time.strftime("%Y%m%d-%H%M%S")
     path, k = base, 1
     while True:
         try:
             path.mkdir(parents=True)
-            return path
+            break
         except FileExistsError:
             k += 1
             path = Path(f"{base}-{k}")
+    point_latest(path)
+    return path
+
+
+def point_latest(path: Path) -> None:
+    """Make the link ``latest`` beside the run directory ``path`` point at it (replaced atomically), so
+    that ``runs/<name>/latest/checkpoints/best.ckpt`` is the newest run's model."""
+    link = path.parent / "latest"
+    tmp = path.parent / f".latest-{os.getpid()}"
+    try:
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(path.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:  # a file system without symbolic links: the timestamped directory is still there
+        if tmp.is_symlink():
+            tmp.unlink()
 
 
 def shared_run_dir(root: str, name: str) -> Path:
@@ -63,6 +80,8 @@ def shared_run_dir(root: str, name: str) -> Path:
     if "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         path = Path(root) / name / f"slurm-{os.environ['SLURM_JOB_ID']}"
         path.mkdir(parents=True, exist_ok=True)
+        if int(os.environ.get("SLURM_PROCID", "0")) == 0:
+            point_latest(path)
         return path
     path = new_run_dir(root, name)
     os.environ["MLIP_RUN_DIR"] = str(path)

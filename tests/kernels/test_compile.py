@@ -77,7 +77,7 @@ def test_float32_products_are_ieee_unless_tf32_is_allowed(reports):
 def test_gaunt_edge_kernels_compile_without_spills_at_lmax_2_and_6():
     """Facet with Gaunt messages is not a preset: its launches (forward, both gradients, float32 and
     float64) are recorded from training steps at lmax 2 and 6 and compiled for both targets (lmax 4,
-    between them, also compiled without spills when measured: scripts/bench_kernels.py's table)."""
+    between them, also compiled without spills when measured: benchmarks/bench_kernels.py's table)."""
     specs = []
     for lmax in (2, 6):
         torch.manual_seed(0)

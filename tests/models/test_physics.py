@@ -1,4 +1,4 @@
-"""The physics suite (mlip.testing.PotentialTests, DESIGN.md) on every registered potential. A new
+"""The physics suite (mlip.testing.PotentialTests, docs/design.md) on every registered potential. A new
 architecture registers itself with a "small" preset and runs all of it unchanged."""
 
 import pytest
@@ -25,7 +25,7 @@ class TestFacetWithGauntProductsAndCorrelation3(PotentialTests):
 
 class TestFacetWithRadialMLP(PotentialTests):
     """Facet with MACE's radial MLP of a Bessel basis in place of the splines (the quickstart's
-    choice, issue 20) through the whole suite: smooth at the cutoff, exact forces and stress."""
+    choice) through the whole suite: smooth at the cutoff, exact forces and stress."""
 
     @pytest.fixture
     def model(self):

@@ -76,7 +76,7 @@ def test_alignment_lowers_the_rotation_error_of_the_augmentation_baseline(tmp_pa
     count, 0.28 / 0.32 with one, so the test fixes it at two.) It holds for the "offset" position
     encoding, where it was measured (0.215 / 0.543 since the shared token vector); with TransIP's
     default since then ("none", which learns forces sooner) the same run gives 0.250 / 0.125: the
-    baseline ahead (README, "Frame averaging": scripts/bench_symmetry.py)."""
+    baseline ahead (docs/benchmarks.md, "Routes to rotational symmetry": benchmarks/bench_symmetry.py)."""
     from mlip import load
     from mlip.train.data import rmd17
     from mlip.train.run import compose, rotation_report, train

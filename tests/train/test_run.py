@@ -54,6 +54,8 @@ def test_training_writes_everything(tmp_path, data_dir, monkeypatch):
     # a second run never overwrites the first
     second = run(tmp_path, "trainer.max_epochs=1")
     assert second["run_dir"] != summary["run_dir"] and (run_dir / "checkpoints" / "best.ckpt").exists()
+    # runs/<name>/latest is the newest run
+    assert (run_dir.parent / "latest").resolve() == Path(second["run_dir"]).resolve()
 
 
 def test_eval_prints_table_and_writes_parity(tmp_path, data_dir, monkeypatch, capsys):
@@ -92,7 +94,7 @@ def test_resume_after_a_kill_gives_the_same_loss_curve(tmp_path, data_dir, monke
         m.setattr(PotentialModule, "on_train_epoch_start", killed, raising=False)
         with pytest.raises(RuntimeError, match="killed"):
             run(tmp_path / "part", "trainer.max_epochs=4")
-    (run_dir,) = (tmp_path / "part" / "quickstart").iterdir()
+    run_dir = (tmp_path / "part" / "quickstart" / "latest").resolve()
     resumed = run(tmp_path / "part", "trainer.max_epochs=4", f"resume={run_dir / 'checkpoints' / 'last.ckpt'}")
     assert Path(resumed["run_dir"]) == run_dir
     full_curve = losses_by_step(full["run_dir"])
@@ -125,7 +127,7 @@ def test_ddp_two_processes_follow_one_process_with_the_doubled_batch(tmp_path, d
         out = subprocess.run(common + extra + [f"run_dir={tmp_path / label}"], env=env, capture_output=True,
                              text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-3000:]
-        (run_dir,) = (tmp_path / label / "quickstart").iterdir()
+        run_dir = (tmp_path / label / "quickstart" / "latest").resolve()
         rows = [r for path in metric_logs(run_dir) for r in csv.DictReader(open(path))]
         runs[label] = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
     assert len(runs["single"]) == len(runs["ddp"]) == 3
