@@ -20,6 +20,8 @@ from record import recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_LINE = re.compile(r"^\s*epoch \d+")
+# Lightning's model summary (box drawing, then its totals): the model's size is in the run directory
+SUMMARY_LINE = re.compile(r"^\s*([┏┃┡│└]|(Non-)?[Tt]rainable params|Total (params|estimated|FLOPs)|Modules in)")
 
 
 def main() -> int:
@@ -36,7 +38,8 @@ def main() -> int:
         if EPOCH_LINE.match(line):
             epochs += 1
             continue
-        print(line)
+        if not SUMMARY_LINE.match(line):
+            print(line)
     print(f"\nmlip quickstart: exit {done.returncode}, {seconds / 60:.1f} min wall ({epochs} epoch lines left out; "
           f"whole log: {log.relative_to(ROOT)})")
     if done.returncode != 0:

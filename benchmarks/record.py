@@ -60,12 +60,19 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    gpu, torch_version = "no GPU", "torch not imported"
-    if "torch" in sys.modules:
+    gpu, torch_version = "no GPU", "torch not installed"
+    if "torch" in sys.modules:  # imported by the benchmark: its build and the GPU it sees
         torch = sys.modules["torch"]
         torch_version = f"torch {torch.__version__}"
         if torch.cuda.is_available():
             gpu = torch.cuda.get_device_name(0)
+    else:  # the benchmark ran its work in child processes
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            torch_version = f"torch {version('torch')}"
+        except PackageNotFoundError:
+            pass
     return f"{os.cpu_count()} cores, {model}{memory}; {gpu}; {torch_version}"
 
 

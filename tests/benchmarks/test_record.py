@@ -41,7 +41,7 @@ def test_record_names_command_commit_date_machine_and_holds_the_output(record, t
     assert "| command | `python benchmarks/bench_x.py --sizes 64` |" in text
     assert re.search(r"\| commit \| `[0-9a-f]{7,}(\+changes)?` \|", text)
     assert re.search(r"\| date \| \d{4}-\d\d-\d\d \d\d:\d\d UTC \|", text)
-    assert re.search(r"\| machine \| \d+ cores, .+; (no GPU|.+); (torch [^ ]+|torch not imported) \|", text)
+    assert re.search(r"\| machine \| \d+ cores, .+; (no GPU|.+); (torch [^ ]+|torch not installed) \|", text)
     assert "```text\nsystem  atoms  atom-steps/s\nSi 64      64         548.0\n```" in text
     assert "![x](figures/x.png)" in text and (tmp_path / "figures" / "x.png").read_bytes() == b"\x89PNG fake"
 
