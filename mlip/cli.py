@@ -186,6 +186,10 @@ def cmd_prepare(args) -> int:
     print(f"  elements {stats['elements']}, avg neighbours at {args.cutoff:g} Å: {stats['avg_num_neighbors']:.2f}, "
           f"force rms {stats['force_rms']}")
     print(f"  reference energies (eV): { {z: round(e, 4) for z, e in stats['reference_energies'].items()} }")
+    if stats.get("pair_min_distance"):
+        from mlip.data.statistics import format_pair_distances
+
+        print(f"  shortest distance of each element pair (Å): {format_pair_distances(stats['pair_min_distance'])}")
     return 0
 
 

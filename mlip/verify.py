@@ -7,8 +7,12 @@ Checks, on the structure (default: the suite's structures the model's elements c
     forces           forces against central finite differences of the energy (float64 copy)
     stress           stress against finite strains (periodic structures; float64 copy)
     nve drift        total-energy drift of a short NVE run, meV/atom/ps (the model's own dtype)
-    dimer A-B        energy rises monotonically from 0.6x the covalent distance down to 0.3 Å
-                     (every pair of the elements the model was fitted on)
+    dimer A-B        energy rises monotonically from 0.95 x the pair's r_min down to 0.3 Å (every pair
+                     of the elements the model was fitted on; r_min the shortest distance the pair
+                     has in the training data, or 0.75x the covalent distance for a pair the data
+                     lacks: where the repulsion prior has taken over, mlip.nn.repulsion)
+    squeeze          energy rises monotonically as the structure is squeezed uniformly to 70% of
+                     its volume (steps of 1%)
     kernels          Triton kernels against their torch references (on a GPU; "no GPU" otherwise)
 """
 
@@ -115,14 +119,29 @@ def nve_check(model, atoms, steps: int = 400, timestep: float = 0.5, temperature
     return Check("nve drift", drift, limit, drift < limit, "meV/atom/ps", f"{steps} steps of {timestep} fs")
 
 
-def dimer_curves(model, elements, start: float = 0.6, points: int = 40):
-    """{(a, b): (distances Å, energies eV relative to the pair far apart)} for every pair."""
+def dimer_start(model, a: int, b: int) -> float:
+    """Å: where a dimer check starts, 0.95 x the pair's r_min (the shortest distance the training data
+    has for the pair, or 0.75x the covalent distance for a pair the data lacks), where the learned
+    part no longer sees the pair come closer (mlip.nn.repulsion); 0.95 x 0.75 x the covalent
+    distance for a model without the prior."""
     from ase.data import covalent_radii
 
+    member = getattr(model, "members", [model])[0]
+    prior = getattr(member, "repulsion", None)
+    if prior is None:
+        return 0.95 * 0.75 * float(covalent_radii[a] + covalent_radii[b])
+    z = torch.tensor([a]), torch.tensor([b])
+    return float(prior.freeze) * float(prior.window(z[0], z[1], torch.float64)[1][0])
+
+
+def dimer_curves(model, elements, step: float = 0.01):
+    """{(a, b): (distances Å, energies eV relative to the pair far apart)} for every pair, from 0.3 Å
+    to the top of the pair's short-range window (``dimer_start``) in steps of ``step``."""
     curves = {}
     for i, a in enumerate(elements):
         for b in elements[i:]:
-            distances = np.linspace(0.3, start * (covalent_radii[a] + covalent_radii[b]), points)
+            top = dimer_start(model, a, b)
+            distances = np.linspace(0.3, top, max(2, int(round((top - 0.3) / step)) + 1))
             far = 2 * model.cutoff + 1.0
 
             def energy(r):
@@ -144,6 +163,32 @@ def dimer_checks(curves) -> List[Check]:
                           bool(rising.all()), "eV at 0.3 Å",
                           "repulsive" if rising.all() else f"not monotonic at {where.max():.2f} Å"))
     return rows
+
+
+def squeeze_energies(model, atoms, smallest: float = 0.7, step: float = 0.01):
+    """(volume fractions, energies eV) of ``atoms`` squeezed uniformly (positions about their centroid,
+    and the cell) from its own volume down to ``smallest`` of it."""
+    from mlip.calculator import atoms_to_data
+
+    fractions = np.arange(1.0, smallest - 1e-9, -step)
+    centre = atoms.get_positions().mean(0)
+    energies = []
+    for fraction in fractions:
+        scale = fraction ** (1.0 / 3.0)
+        squeezed = atoms.copy()
+        squeezed.set_cell(np.asarray(atoms.get_cell()) * scale, scale_atoms=False)
+        squeezed.set_positions(centre + (atoms.get_positions() - centre) * scale)
+        d = atoms_to_data(squeezed)
+        energies.append(float(model(d, compute_forces=False, compute_stress=False)["energy"].detach()))
+    return fractions, np.array(energies)
+
+
+def squeeze_check(model, atoms, smallest: float = 0.7) -> Check:
+    fractions, energies = squeeze_energies(model, atoms, smallest)
+    rising = np.diff(energies) > 0
+    note = (f"rises to {energies[-1] - energies[0]:.3g} eV at {smallest:.0%} of the volume" if rising.all() else
+            f"falls at {fractions[1:][~rising].max():.0%} of the volume")
+    return Check("squeeze", float(energies[-1] - energies[0]), 0.0, bool(rising.all()), "eV at 70%", note)
 
 
 def kernel_check(model, data) -> Check:
@@ -176,6 +221,7 @@ def verify(model, atoms, plot: Optional[str] = None, nve_steps: int = 400) -> Li
               nve_check(model, atoms, steps=nve_steps)]
     curves = dimer_curves(model, fitted_elements(model, atoms))
     checks += dimer_checks(curves)
+    checks.append(squeeze_check(model, atoms))
     checks.append(kernel_check(model, data))
     if plot:
         dimer_plot(curves, plot)
@@ -194,7 +240,7 @@ def dimer_plot(curves, out_png: str) -> str:
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set_xlabel("distance (Å)")
     ax.set_ylabel("E(r) - E(far apart) (eV)")
-    ax.set_title("dimer curves below 0.6x the covalent distance")
+    ax.set_title("dimer curves below each pair's shortest training distance")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
@@ -207,7 +253,7 @@ def format_checks(checks: List[Check]) -> str:
     for c in checks:
         result = "n/a" if c.passed is None else ("pass" if c.passed else "FAIL")
         value = "-" if not np.isfinite(c.value) else f"{c.value:.3g}"
-        limit = "" if c.name.startswith("dimer") else f"{c.limit:g}"
+        limit = "" if c.name.startswith(("dimer", "squeeze")) else f"{c.limit:g}"
         lines.append(f"{c.name:<14}{value:>12}{limit:>10}  {c.unit:<12}{result:<7}{c.note}")
     return "\n".join(lines)
 

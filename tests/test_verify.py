@@ -1,6 +1,7 @@
 """`mlip verify` (mlip/verify.py): a fitted model passes; a model whose forces are not the gradient
 of its energy fails, with exit status 1."""
 
+import pytest
 import torch
 
 import mlip.loading
@@ -44,3 +45,29 @@ def test_verify_passes_a_fitted_model_and_fails_broken_forces(tmp_path, monkeypa
     monkeypatch.setattr(mlip.loading, "load", lambda path, device="cpu": BrokenForces(model))
     assert main(["verify", "broken.model", "--nve-steps", "50"]) == 1
     assert "a check FAILED" in capsys.readouterr().out
+
+
+class Collapsing(torch.nn.Module):
+    """A test double: every pair attracts, E = -sum over pairs of 1/r (eV, r in Å), no prior."""
+
+    cutoff, max_neighbors, repulsion = 5.0, None, None
+    dtype = torch.float64
+
+    def forward(self, data, compute_forces=True, compute_stress=True):
+        pos = data.pos.double()
+        r = (pos[:, None] - pos[None]).norm(dim=-1)
+        pairs = torch.triu(torch.ones_like(r, dtype=torch.bool), diagonal=1)
+        return {"energy": -(1.0 / r[pairs]).sum().reshape(1)}
+
+
+def test_dimers_and_squeeze_fail_where_atoms_collapse():
+    from mlip.verify import dimer_checks, dimer_curves, dimer_start, squeeze_check
+
+    rows = dimer_checks(dimer_curves(Collapsing(), [1, 8]))
+    assert [r.name for r in rows] == ["dimer H-H", "dimer H-O", "dimer O-O"] and not any(r.passed for r in rows)
+    squeeze = squeeze_check(Collapsing(), ethanol())
+    assert squeeze.passed is False and "falls at" in squeeze.note
+    # a fitted model: its dimers start at the top of each pair's window, below its training distances
+    model = ethanol_model()
+    model.set_pair_min_distance([(1, 6, 1.05)])
+    assert dimer_start(model, 6, 1) == pytest.approx(0.95 * 1.05)  # 0.95 x its r_min

@@ -1,5 +1,6 @@
 """Dataset statistics: per-element reference energies by linear regression, average neighbour
-count at a cutoff, force RMS, element set and sizes. Streaming: memory does not grow with the data.
+count at a cutoff, the shortest distance of every element pair, force RMS, element set and sizes.
+Streaming: memory does not grow with the data.
 
 With a ``prior`` (a fixed physical term the model adds to what it learns, such as the ZBL
 repulsion: ``Potential.prior``), the energies and forces are taken net of it, so the reference
@@ -42,6 +43,8 @@ class StatisticsAccumulator:
         self.n_edges = 0
         self.charges: set[int] = set()
         self.spins: set[int] = set()
+        # shortest distance (Å, periodic images included) of each element pair within the cutoff
+        self.pair_min = np.full((N_ELEMENTS, N_ELEMENTS), np.inf)
 
     def add(self, data) -> None:
         z = data.atomic_numbers.cpu().numpy()
@@ -73,14 +76,27 @@ class StatisticsAccumulator:
             self.force_components += f.size
         if "stress" in data:
             self.n_with["stress"] += 1
-        if self.cutoff and "edge_index" in data:  # a graph built at this cutoff
-            self.n_edges += int(data.edge_index.shape[1])
-        elif self.cutoff:
+        if not self.cutoff:
+            return
+        pos = data.pos.double().cpu().numpy()
+        cell = data.cell.reshape(3, 3).double().cpu().numpy()
+        if "edge_index" in data and "cell_shifts" in data:  # a graph built at this cutoff
+            i, j = data.edge_index.cpu().numpy()
+            shifts = data.cell_shifts.double().cpu().numpy()
+        else:
             from mlip.graph.neighbors import neighbor_list_numpy
 
-            i, _, _ = neighbor_list_numpy(data.pos.double().cpu().numpy(), data.cell.reshape(3, 3).double().cpu().numpy(),
-                                          pbc, self.cutoff)
-            self.n_edges += len(i)
+            i, j, shifts = neighbor_list_numpy(pos, cell, pbc, self.cutoff)
+        self.n_edges += len(i)
+        if len(i):
+            distance = np.linalg.norm(pos[j] - pos[i] + shifts @ cell, axis=1)
+            np.minimum.at(self.pair_min, (np.minimum(z[i], z[j]), np.maximum(z[i], z[j])), distance)
+
+    def pair_min_distances(self) -> list[list]:
+        """[[Z1, Z2, r_min Å], ...] (Z1 <= Z2): the shortest distance each element pair has in the data
+        (within the cutoff), for every pair that occurs."""
+        z1, z2 = np.nonzero(np.isfinite(self.pair_min))
+        return [[int(a), int(b), float(self.pair_min[a, b])] for a, b in zip(z1, z2)]
 
     def reference_energies(self) -> dict[int, float]:
         present = np.flatnonzero(np.diag(self.xtx) > 0)
@@ -106,6 +122,7 @@ class StatisticsAccumulator:
             "reference_energies": refs,
             "cutoff": self.cutoff,
             "avg_num_neighbors": self.n_edges / max(1, self.n_atoms) if self.cutoff else None,
+            "pair_min_distance": self.pair_min_distances() if self.cutoff else [],
             "force_rms": float(np.sqrt(self.force_sq / self.force_components)) if self.force_components else None,
             "energy_per_atom_mean": self.energy_per_atom_sum / self.n_with["energy"] if self.n_with["energy"] else None,
         }
@@ -117,6 +134,13 @@ class StatisticsAccumulator:
             rss = self.yty - 2 * e @ self.xty + e @ self.xtx @ e
             out["energy_residual_rms"] = float(np.sqrt(max(rss, 0.0) / self.n_with["energy"]))
         return out
+
+
+def format_pair_distances(pairs) -> str:
+    """"H-H 1.452, C-H 0.971, ..." from [(Z1, Z2, Å), ...] (``pair_min_distance``)."""
+    from ase.data import chemical_symbols
+
+    return ", ".join(f"{chemical_symbols[int(a)]}-{chemical_symbols[int(b)]} {d:.3f}" for a, b, d in pairs)
 
 
 def compute_statistics(dataset, cutoff: float | None = 5.0, indices=None, progress: bool = False,

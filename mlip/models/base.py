@@ -18,7 +18,9 @@ edges); in eval mode it is a table refreshed by ``eval()`` and by ``load_state_d
 and exported models only look it up.
 It depends on the weights alone, never on positions: forces and stress do not see it.
 E_rep,i is the short-range ZBL repulsion prior (mlip.nn.repulsion; ``repulsion=None``: 0), in eV,
-outside the scale: a physical energy the learned part adds to.
+outside the scale: a physical energy the learned part adds to. It takes over in a window below the
+shortest distance each element pair has in the training data (``set_statistics``), where the
+learned part stops seeing the pair come closer.
 
 Periodicity comes from the pbc flags (B,3), never from the cell's vectors (mlip.graph.periodic): the
 stress σ = W/V (W the virial, V the cell's volume) is reported along the periodic directions only,
@@ -159,9 +161,14 @@ class Potential(nn.Module):
         return self.reference_energies.dtype
 
     def set_statistics(self, reference_energies: Optional[Dict[int, float]] = None, scale: float = 1.0,
-                       shift: float = 0.0, avg_num_neighbors: Optional[float] = None) -> None:
-        """Per-element reference energies (eV), scale (eV) and shift (eV/atom) of the output, and
-        the average neighbour count that normalises messages (for architectures that use one)."""
+                       shift: float = 0.0, avg_num_neighbors: Optional[float] = None,
+                       pair_min_distance=None) -> None:
+        """Per-element reference energies (eV), scale (eV) and shift (eV/atom) of the output, the
+        average neighbour count that normalises messages (for architectures that use one), and the
+        shortest distance of each element pair in the training data ([(Z1, Z2, Å), ...]) that places
+        the short-range prior (mlip.nn.repulsion)."""
+        if pair_min_distance is not None:
+            self.set_pair_min_distance(pair_min_distance)
         if avg_num_neighbors is not None:
             users = [m for m in self.modules() if hasattr(m, "avg_num_neighbors")]
             for module in users:
@@ -174,6 +181,13 @@ class Potential(nn.Module):
         self.reference_energies.copy_(ref)
         self.scale.fill_(float(scale))
         self.shift.fill_(float(shift))
+
+    @torch.jit.unused
+    def set_pair_min_distance(self, pairs) -> None:
+        """Place the repulsion prior's windows below the shortest distance of each element pair in the
+        training data, ``pairs`` [(Z1, Z2, Å), ...] (mlip.data.statistics); nothing without the prior."""
+        if self.repulsion is not None:
+            self.repulsion.set_pair_min_distance(pairs)
 
     def lone_atom_energies(self) -> torch.Tensor:
         """(119,) e_lone: the architecture's per-atom output for one atom of each known element with no
@@ -292,12 +306,14 @@ class Potential(nn.Module):
             node_charge = torch.cat([charge, charge.new_zeros(count)])
             node_spin = torch.cat([spin, spin.new_ones(count)])
         direct = torch.zeros(0, 3, dtype=dtype, device=edge_vec.device)
+        # below each pair's short-range window the learned part no longer sees the pair come closer
+        learned_vec = edge_vec if self.repulsion is None else self.repulsion.learned_edge_vectors(z, edge_index, edge_vec)
         if self.direct_forces:
-            e_all, direct = self.atom_energies_and_forces(nodes, edge_index, edge_vec, node_batch, graphs, node_charge,
-                                                          node_spin)
+            e_all, direct = self.atom_energies_and_forces(nodes, edge_index, learned_vec, node_batch, graphs,
+                                                          node_charge, node_spin)
             direct = direct[:n]
         else:
-            e_all = self.atom_energies(nodes, edge_index, edge_vec, node_batch, graphs, node_charge, node_spin)
+            e_all = self.atom_energies(nodes, edge_index, learned_vec, node_batch, graphs, node_charge, node_spin)
         e_atom = e_all[:n]
         if self.training:
             lone = torch.zeros_like(self.lone_energies, dtype=e_all.dtype).scatter(0, lone_species, e_all[n:])

@@ -9,7 +9,9 @@ import os
 import torch
 
 FORMAT = "mlip-potential"
-VERSION = 2  # 2: lone atoms give the reference energies; the ZBL repulsion prior unless repulsion=None
+# 2: lone atoms give the reference energies; the ZBL repulsion prior unless repulsion=None
+# 3: the prior placed below each element pair's shortest training distance, the learned part frozen there
+VERSION = 3
 
 
 def payload(model) -> dict:
@@ -35,6 +37,11 @@ def from_payload(content: dict, device: str = "cpu"):
             hyperparameters.setdefault("repulsion", None)
         state.setdefault("lone_reference", torch.tensor(False))
     model = build(content["name"], **hyperparameters).to(getattr(torch, content.get("dtype", "float32")))
+    if int(content.get("version", 1)) < 3 and model.repulsion is not None:  # the covalent rule alone, as then
+        for key, value in model.state_dict().items():
+            if key.startswith("repulsion.") and key not in state:
+                state[key] = value
+        state["repulsion.freeze_learned"] = torch.tensor(False)
     if any(key.startswith("uncertainty.") for key in state):  # a fitted last-layer uncertainty (mlip.nn.llpr)
         from mlip.nn.llpr import LastLayerUncertainty
 

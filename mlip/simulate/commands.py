@@ -92,6 +92,8 @@ def cmd_md(args) -> int:
                     out_dir=args.out, trajectory_interval=args.trajectory_interval, log_interval=args.log_interval,
                     restart_interval=args.restart_interval, friction=args.friction, tdamp=args.tdamp,
                     pdamp=args.pdamp, limits=limits, restart=args.restart, progress=not args.quiet)
+    if result.closest:
+        print(f"mlip md: closest approach to the training data's shortest distances at {result.closest}")
     if result.stopped:
         print(f"mlip md: stopped: {result.stopped}")
         return 3

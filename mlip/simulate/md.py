@@ -31,6 +31,7 @@ from mlip.simulate.rigid_motion import FixRigidMotion
 ENSEMBLES = ("nve", "nvt-langevin", "nvt-nose-hoover", "nvt-bussi", "npt-mtk", "npt-berendsen")
 LOG_FIELDS = ("step", "time_fs", "epot_eV", "ekin_eV", "etot_eV", "temperature_K", "pressure_GPa")
 UNCERTAINTY_FIELD = "max_forces_std_eVA"  # logged too when the model gives an uncertainty (mlip.uncertainty)
+DATA_FIELD = "closest_over_rmin"  # logged too when the model knows its training data's shortest pair distances
 
 
 class MDInstability(RuntimeError):
@@ -174,6 +175,42 @@ class MDResult:
     seconds: float       # wall time of this run
     ns_per_day: float
     stopped: Optional[str] = None  # the MDInstability message, if the run stopped early
+    closest: Optional[str] = None  # the logged step whose closest pair came nearest the training data's r_min
+
+
+def training_distances(calculator) -> Optional[np.ndarray]:
+    """(119,119) Å: the shortest distance of each element pair in the model's training data (0 where
+    the data lacks the pair; mlip.nn.repulsion), or None when the model carries none (exported files,
+    models without the prior). A committee's: the largest of its members'."""
+    model = getattr(calculator, "model", None)
+    members = list(getattr(model, "members", None) or [model])
+    tables = [m.repulsion.pair_min_distance.detach().cpu().numpy() for m in members
+              if getattr(m, "repulsion", None) is not None and hasattr(m.repulsion, "pair_min_distance")]
+    if not tables or not any(t.any() for t in tables):
+        return None
+    return np.max(tables, axis=0)
+
+
+def closest_to_data(atoms: Atoms, table: np.ndarray) -> Optional[tuple[float, int, int, float]]:
+    """(d / r_min, i, j, d Å) of the pair of atoms nearest its element pair's shortest training
+    distance, relative to it, among pairs within 1.5 x the largest r_min (periodic images included);
+    None when no pair is that close. Below 1: the run is where the model never saw the pair."""
+    from mlip.graph.neighbors import neighbor_list_numpy
+
+    z = atoms.get_atomic_numbers()
+    reach = 1.5 * float(table[np.ix_(np.unique(z), np.unique(z))].max())
+    if reach <= 0:
+        return None
+    pos, cell = atoms.get_positions(), np.asarray(atoms.get_cell())
+    i, j, shift = neighbor_list_numpy(pos, cell, atoms.get_pbc(), reach)
+    r_min = table[z[i], z[j]]
+    keep = r_min > 0
+    if not keep.any():
+        return None
+    i, j, shift, r_min = i[keep], j[keep], shift[keep], r_min[keep]
+    d = np.linalg.norm(pos[j] - pos[i] + shift @ cell, axis=1)
+    k = int(np.argmin(d / r_min))
+    return float(d[k] / r_min[k]), int(i[k]), int(j[k]), float(d[k])
 
 
 def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: float = 1.0, steps: int = 1000,
@@ -182,8 +219,9 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
            friction: float = 0.01, tdamp: float = 100.0, pdamp: float = 1000.0, limits: Optional[Limits] = None,
            restart: Optional[str] = None, init_velocities: bool = True, progress: bool = True) -> MDResult:
     """Run ``steps`` MD steps in total (counting those before a restart) and write, in ``out_dir``:
-    trajectory.extxyz (every trajectory_interval steps), md.csv (LOG_FIELDS every log_interval, and
-    the largest per-atom force uncertainty for a model with one),
+    trajectory.extxyz (every trajectory_interval steps), md.csv (LOG_FIELDS every log_interval, the
+    largest per-atom force uncertainty for a model with one, and for a model that knows its training
+    data's shortest pair distances the closest pair relative to its own, DATA_FIELD),
     restart.extxyz (every restart_interval steps and at the end), last_good.extxyz if it stops,
     md.png (energies, temperature, pressure against time).
     Returns an MDResult; an instability is reported in it (and raised by the CLI as an error)."""
@@ -215,10 +253,13 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
     dynamics = make_dynamics(atoms, ensemble, timestep, temperature, pressure, seed + first, friction, tdamp, pdamp)
     mode = "a" if restart is not None and log_path.exists() else "w"
     log_uncertainty = "forces_std" in getattr(calculator, "implemented_properties", ())
+    data_table = training_distances(calculator)
+    closest = {"ratio": np.inf, "text": None}
     log_file = open(log_path, mode, newline="")
     log = csv.writer(log_file)
     if mode == "w":
-        log.writerow(LOG_FIELDS + ((UNCERTAINTY_FIELD,) if log_uncertainty else ()))
+        log.writerow(LOG_FIELDS + ((UNCERTAINTY_FIELD,) if log_uncertainty else ())
+                     + ((DATA_FIELD,) if data_table is not None else ()))
         for p in (paths["trajectory"], paths["last_good"]):
             p.unlink(missing_ok=True)
 
@@ -229,6 +270,16 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
                    f"{atoms.get_temperature():.4f}", f"{pressure_gpa(atoms):.6f}"]
             if log_uncertainty:
                 row.append(f"{max_force_uncertainty(atoms)[1]:.6f}")
+            if data_table is not None:
+                near = closest_to_data(atoms, data_table)
+                row.append(f"{near[0]:.4f}" if near else "nan")
+                if near and near[0] < closest["ratio"]:
+                    symbols = atoms.get_chemical_symbols()
+                    a, b = near[1], near[2]
+                    closest.update(ratio=near[0], text=(
+                        f"step {step}: atoms {a} ({symbols[a]}) and {b} ({symbols[b]}) {near[3]:.3f} Å apart, "
+                        f"{near[0]:.3f} x the shortest {symbols[a]}-{symbols[b]} distance in the training data"
+                        + (" (outside the data)" if near[0] < 1 else "")))
             log.writerow(row)
             log_file.flush()
         if step % trajectory_interval == 0:
@@ -273,4 +324,4 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
     seconds = time.perf_counter() - start
     simulated_ns = (step - first) * timestep * 1e-6
     return MDResult(steps=step, seconds=seconds, ns_per_day=simulated_ns / max(seconds, 1e-9) * 86400,
-                    stopped=stopped)
+                    stopped=stopped, closest=closest["text"])

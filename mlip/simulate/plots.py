@@ -9,8 +9,9 @@ import numpy as np
 
 def md_plot(log_csv, out_png) -> str:
     """Potential and total energy (eV, relative to the first total energy), temperature (K), for
-    periodic cells pressure (GPa), and for a model with an uncertainty the largest per-atom force
-    uncertainty (eV/Å), against time (ps), from md.csv."""
+    periodic cells pressure (GPa), for a model with an uncertainty the largest per-atom force
+    uncertainty (eV/Å), and for a model that knows its training data's shortest pair distances the
+    closest pair relative to them (below 1: outside the data), against time (ps), from md.csv."""
     from mlip.train.plots import _pyplot
 
     rows = list(csv.DictReader(open(log_csv)))
@@ -18,7 +19,8 @@ def md_plot(log_csv, out_png) -> str:
     plt = _pyplot()
     has_pressure = bool(rows) and np.isfinite(col["pressure_GPa"]).any()
     has_uncertainty = bool(rows) and "max_forces_std_eVA" in col
-    panels = 2 + has_pressure + has_uncertainty
+    has_data = bool(rows) and "closest_over_rmin" in col
+    panels = 2 + has_pressure + has_uncertainty + has_data
     fig, axes = plt.subplots(1, panels, figsize=(4.4 * panels, 3.6))
     if rows:
         t = col["time_fs"] / 1000
@@ -32,8 +34,13 @@ def md_plot(log_csv, out_png) -> str:
             axes[2].plot(t, col["pressure_GPa"], color="C2")
             axes[2].set_ylabel("pressure (GPa)")
         if has_uncertainty:
-            axes[-1].plot(t, col["max_forces_std_eVA"], color="C4")
-            axes[-1].set_ylabel("largest force uncertainty (eV/Å)")
+            axes[2 + has_pressure].plot(t, col["max_forces_std_eVA"], color="C4")
+            axes[2 + has_pressure].set_ylabel("largest force uncertainty (eV/Å)")
+        if has_data:
+            axes[-1].plot(t, col["closest_over_rmin"], color="C5")
+            axes[-1].axhline(1.0, color="0.5", linestyle="--", label="shortest training distance")
+            axes[-1].set_ylabel("closest pair / its training r_min")
+            axes[-1].legend()
         for ax in axes:
             ax.set_xlabel("time (ps)")
     fig.tight_layout()

@@ -298,6 +298,31 @@ class PotentialTests:
                 rising = np.diff(energies) < 0  # energy falls as the distance grows
                 assert rising.all(), f"dimer {a}-{b}: energy not monotonic at {distances[1:][~rising].round(3)} Å"
 
+    def test_below_its_window_a_pair_rises_with_the_prior_alone(self, model):
+        """With the prior placed by training data (``set_statistics(pair_min_distance=...)``, here
+        ethanol's own shortest distances per element pair), a dimer below its pair's window has the
+        ZBL energy plus a constant (the learned part no longer sees the distance), so it rises
+        monotonically whatever the weights; and ethanol itself, every pair at or beyond its r_min,
+        has exactly the energy and forces it had without the windows (the training data's accuracy
+        unchanged). Without the prior there are no windows: the energy is what it was."""
+        from mlip.data.statistics import compute_statistics
+        from mlip.nn.repulsion import zbl_energy
+
+        placed = copy.deepcopy(model)
+        before = placed(data("ethanol"))
+        pairs = compute_statistics([data("ethanol")], cutoff=model.cutoff)["pair_min_distance"]
+        placed.set_pair_min_distance(pairs)
+        _close(placed(data("ethanol")), before, rtol=1e-12, energy_rtol=1e-14)
+        for a, b, r_min in pairs if placed.repulsion is not None else []:
+            r_in = float(placed.repulsion.window(torch.tensor(a), torch.tensor(b), torch.float64)[0])
+            distances = np.linspace(0.3, r_in, 12)
+            energies = np.array([energy(placed, AtomicData.build(pos=[[0.0, 0.0, 0.0], [r, 0.0, 0.0]],
+                                                                 atomic_numbers=[a, b])) for r in distances])
+            zbl = zbl_energy(torch.tensor(a), torch.tensor(b), torch.tensor(distances)).numpy()
+            learned = energies - zbl
+            assert np.ptp(learned) < 1e-8 * max(1.0, np.abs(energies).max()), (a, b, learned)
+            assert (np.diff(energies) < 0).all(), (a, b)
+
     def test_molecules_far_apart_give_the_sum_of_their_energies(self, model, record_property):
         a, b = ethanol(), water()
         b.positions += [model.cutoff + 10.0, 0.0, 0.0]

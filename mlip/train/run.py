@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from mlip import resources
+from mlip.data.statistics import format_pair_distances
 from mlip.train.metrics import ErrorMetrics
 
 
@@ -96,15 +97,23 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def apply_statistics(model, stats: dict, cfg) -> dict:
     """Reference energies (linear regression), scale (force RMS or a number), shift (a number,
-    eV/atom; 0 by default since the reference energies take the mean) and the average neighbour
-    count, all from the training split (energies and forces net of the model's repulsion prior)."""
+    eV/atom; 0 by default since the reference energies take the mean), the average neighbour count
+    and the shortest distance of each element pair (which places the repulsion prior), all from the
+    training split."""
     refs = stats["reference_energies"] if cfg.get("reference_energies", True) else {}
     scale = cfg.get("scale", "force_rms")
     scale = float(stats["force_rms"] or 1.0) if scale == "force_rms" else float(scale)
     shift = float(cfg.get("shift", 0.0))
-    model.set_statistics(refs, scale=scale, shift=shift, avg_num_neighbors=stats["avg_num_neighbors"])
+    pairs = stats.get("pair_min_distance") or []
+    model.set_statistics(refs, scale=scale, shift=shift, avg_num_neighbors=stats["avg_num_neighbors"],
+                         pair_min_distance=pairs)
+    if model.repulsion is not None and pairs:
+        print(f"shortest distance of each element pair in the training split (Å); below it the ZBL prior "
+              f"switches on, and below {float(model.repulsion.freeze):g} of it the learned part no longer sees the "
+              f"pair come closer:\n  {format_pair_distances(pairs)}")
     return {"reference_energies": refs, "scale": scale, "shift": shift,
-            "avg_num_neighbors": stats["avg_num_neighbors"]}
+            "avg_num_neighbors": stats["avg_num_neighbors"], "pair_min_distance": pairs}
+
 
 
 def graph_loader(dataset, cutoff: float, batch_size: int, max_neighbors=None):
@@ -245,7 +254,9 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
     datamodule.cutoff, datamodule.max_neighbors = model.cutoff, model.max_neighbors
     loss = instantiate(cfg.loss)
     datamodule.check(loss.required_targets())
-    stats = datamodule.compute_statistics(model.cutoff, prior=model.prior if model.repulsion is not None else None)
+    # no prior to take out: the repulsion prior's windows are placed below each element pair's shortest
+    # distance in these very frames (set_statistics), so it is zero on every one of them
+    stats = datamodule.compute_statistics(model.cutoff)
     applied = apply_statistics(model, stats, cfg.statistics)
     _write_atomic(run_dir / "statistics.json", json.dumps({"training_split": stats, "applied": applied,
                                                            "batch_size": datamodule.batch_size},

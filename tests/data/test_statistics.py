@@ -41,3 +41,16 @@ def test_a_model_without_prior_has_a_zero_one():
     frames, _ = compressed_frames(build("facet", preset="small"), n=1)
     e, f = model.prior(frames[0])
     assert e == 0.0 and not np.any(f)
+
+
+def test_shortest_distance_of_every_element_pair_periodic_images_included():
+    from ase.build import bulk, molecule
+
+    water = molecule("H2O")
+    si = bulk("Si", "diamond", a=5.43)  # 2 atoms: the nearest neighbours are periodic images
+    stats = compute_statistics([AtomicData.from_ase(water), AtomicData.from_ase(si)], cutoff=5.0)
+    found = {(a, b): d for a, b, d in stats["pair_min_distance"]}
+    assert set(found) == {(1, 1), (1, 8), (14, 14)}
+    assert found[(1, 8)] == pytest.approx(float(np.linalg.norm(water.positions[1] - water.positions[0])))
+    assert found[(1, 1)] == pytest.approx(float(np.linalg.norm(water.positions[1] - water.positions[2])))
+    assert found[(14, 14)] == pytest.approx(5.43 * np.sqrt(3) / 4)

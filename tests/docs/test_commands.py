@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"readme": ROOT / "README.md", "quickstart": ROOT / "docs" / "quickstart.md"}
-QUICK_BUDGET = 45  # seconds of training in the quick test
+QUICK_BUDGET = 30  # seconds of training in the quick test
 BLOCK = re.compile(r"(?:<!-- docs-test: (?P<mark>\w+) -->\s*\n)?^```(?P<lang>\w*)\n(?P<code>.*?)^```", re.S | re.M)
 
 

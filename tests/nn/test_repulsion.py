@@ -77,3 +77,45 @@ def test_forces_are_the_gradient_and_pairs_count_once():
 def test_bad_switch_is_refused():
     with pytest.raises(ValueError, match="inner < outer"):
         ZBLRepulsion(cutoff=5.0, inner=1.0, outer=0.5)
+
+
+def test_windows_follow_the_training_data_and_fall_back_to_covalent_radii():
+    rep = ZBLRepulsion(cutoff=5.0).double()
+    rep.set_pair_min_distance([(1, 6, 1.0), (6, 6, 1.39)])
+    z = torch.tensor
+    r_in, r_out = rep.window(z([1, 6, 6, 8]), z([6, 1, 6, 8]), torch.float64)
+    torch.testing.assert_close(r_in[:3], torch.tensor([0.75, 0.75, 0.75 * 1.39], dtype=torch.float64))
+    torch.testing.assert_close(r_out[:3], torch.tensor([1.0, 1.0, 1.39], dtype=torch.float64))
+    d = 2 * covalent_radii[8]  # O-O: not in the data, the covalent rule
+    assert float(r_in[3]) == pytest.approx(min(0.4, 0.5 * 0.75) * d) and float(r_out[3]) == pytest.approx(0.75 * d)
+
+
+def _lengths(rep, z_pair, r):
+    z = torch.tensor(z_pair)
+    vec = torch.stack([r, 0.5 * r, -0.25 * r], dim=-1) / np.sqrt(1.3125)  # length r, one direction
+    edge_index = torch.stack([torch.zeros_like(r, dtype=torch.long), torch.ones_like(r, dtype=torch.long)])
+    out = rep.learned_edge_vectors(z, edge_index, vec)
+    return vec, out
+
+
+def test_the_learned_part_sees_the_pair_freeze_inside_its_window():
+    """Beyond r_out (the training data's r_min) the learned part gets the edge vector itself (bit for
+    bit: the training data); below 0.95 r_out a vector of one fixed length in the same direction;
+    between, a length f(r) with f' rising smoothly from 0 to 1 (C1 and more at both ends)."""
+    rep = ZBLRepulsion(cutoff=5.0).double()
+    rep.set_pair_min_distance([(1, 8, 0.9)])  # the freeze window [0.855, 0.9]
+    r = torch.linspace(0.3, 1.5, 1201, dtype=torch.float64, requires_grad=True)
+    vec, seen = _lengths(rep, [8, 1], r)
+    length = seen.norm(dim=-1)
+    beyond = r >= 0.9
+    assert torch.equal(seen[beyond], vec[beyond])
+    torch.testing.assert_close(seen / length[:, None], vec / r[:, None].detach())  # direction kept
+    below = r <= 0.855
+    torch.testing.assert_close(length[below], torch.full_like(length[below], (0.855 + 0.9) / 2))
+    (slope,) = torch.autograd.grad(length.sum(), r)
+    assert float(slope[below].abs().max()) < 1e-12 and torch.allclose(slope[beyond], torch.ones_like(slope[beyond]))
+    inside = slope[~below & ~beyond]
+    assert bool(((inside >= 0) & (inside <= 1)).all()) and bool((torch.diff(inside) >= 0).all())
+    assert float(torch.diff(slope).abs().max()) < 0.06  # no jump: at most 1.875 x 0.001 Å / 0.045 Å a step
+    rep.freeze_learned.fill_(False)
+    assert torch.equal(_lengths(rep, [8, 1], r.detach())[1], vec.detach())

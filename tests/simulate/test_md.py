@@ -129,3 +129,28 @@ def test_md_command_with_a_committee(cu_committee, tmp_path, capsys):
                  "--out", str(tmp_path / "md"), "-q"])
     assert code == 3 and "force uncertainty" in capsys.readouterr().out
     assert (tmp_path / "md" / "restart.extxyz").exists()
+
+
+def test_the_log_says_how_close_a_run_comes_to_the_training_distances(cu_model, tmp_path, capsys):
+    """A model that knows its data's shortest Cu-Cu distance (2.50 Å here) logs the closest pair over
+    it at every logged step, plots it, and the command prints the closest approach; a hot run
+    reaches below the data."""
+    import copy
+
+    model = copy.deepcopy(cu_model)
+    model.set_pair_min_distance([(29, 29, 2.50)])
+    model.save(tmp_path / "cu.model")
+    ase.io.write(tmp_path / "cu.cif", bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2)))
+    out = tmp_path / "md"
+    code = main(["md", str(tmp_path / "cu.cif"), str(tmp_path / "cu.model"), "--ensemble", "nvt-langevin", "--steps",
+                 "40", "--timestep", "2", "--temperature", "2000", "--out", str(out), "-q"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    ratios = log(out / "md.csv")["closest_over_rmin"]
+    assert len(ratios) == 5 and ratios[0] == pytest.approx(3.6 / np.sqrt(2) / 2.50, abs=1e-4)  # logged to 4 places
+    assert ratios.min() < ratios[0]
+    assert "closest approach to the training data's shortest distances at step" in printed
+    assert "Cu-Cu distance in the training data" in printed
+    plain = tmp_path / "plain"
+    run_md(bulk("Cu", "fcc", a=3.6, cubic=True), MLIPCalculator(cu_model), steps=10, out_dir=plain, progress=False)
+    assert "closest_over_rmin" not in log(plain / "md.csv")
