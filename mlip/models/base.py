@@ -221,7 +221,7 @@ class Potential(nn.Module):
     @torch.jit.unused
     def prior(self, data) -> Tuple[float, np.ndarray]:
         """(energy eV, forces (N,3) eV/Å) of one structure under the model's fixed physical prior
-        alone (the ZBL repulsion; zeros without one): what training statistics take out."""
+        alone (the ZBL repulsion; zeros without one), for statistics taken net of it (mlip.data.statistics)."""
         from mlip.graph.build import build_graph
 
         n = int(data.atomic_numbers.shape[0])

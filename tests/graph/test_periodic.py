@@ -54,7 +54,8 @@ def test_no_file_of_the_package_decides_periodicity_from_the_cell():
     found = []
     for f in files:
         for number, line in enumerate(f.read_text().splitlines(), 1):
-            code = line.split("#")[0].split("//")[0].strip()
+            code = re.sub(r"f?(\"[^\"]*\"|'[^']*')", "''", line)  # string literals are words, not tests
+            code = code.split("#")[0].split("//")[0].strip()
             if CELL.search(code) and ZERO_TEST.search(code) and "pbc" not in code and code not in ALLOWED:
                 found.append(f"{f.relative_to(root)}:{number}: {code}")
     assert not found, "periodicity read from the cell's vectors (read pbc instead):\n" + "\n".join(found)

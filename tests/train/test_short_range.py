@@ -5,22 +5,24 @@ shortest training distance (the covalent rule's window top for O-O, absent from 
 0.3 Å in steps of 0.01 Å, and ethanol relaxed with the model and squeezed uniformly to 70% of its
 volume rises in energy."""
 
+import copy
+
 import numpy as np
 import pytest
 from ase.build import molecule
 from ase.data import chemical_symbols
-from ase.optimize import BFGS
 
 import mlip
-from mlip.calculator import MLIPCalculator
 from mlip.models import registered
 from mlip.train.run import compose, train
-from mlip.verify import dimer_curves, squeeze_energies
+from mlip.verify import dimer_curves, relaxed, squeeze_energies
 
-SHORT = ["experiment=quickstart", "time_budget=12", "trainer.enable_progress_bar=false", "data.test=null"]
+SHORT = ["experiment=quickstart", "time_budget=12", "trainer.enable_progress_bar=false", "data.test=null",
+         "last_layer_uncertainty=false"]
 
 
 def check_trained(model) -> None:
+    model = copy.deepcopy(model).double()  # steps of 0.01 Å near a minimum are below float32's resolution
     table = model.repulsion.pair_min_distance
     assert float(table[1, 1]) > 0 and float(table[1, 6]) > 0 and float(table[6, 8]) > 0
     assert float(table[8, 8]) == 0.0  # no O-O pair within the cutoff in ethanol
@@ -28,10 +30,7 @@ def check_trained(model) -> None:
         rising = np.diff(energies) < 0
         name = f"{chemical_symbols[a]}-{chemical_symbols[b]}"
         assert rising.all(), f"{name}: not monotonic at {distances[1:][~rising].round(2)} Å (top {distances[-1]:.3f})"
-    atoms = molecule("CH3CH2OH")
-    atoms.calc = MLIPCalculator(model)
-    BFGS(atoms, logfile=None).run(fmax=0.01, steps=500)  # the model's own ethanol, then squeezed
-    fractions, energies = squeeze_energies(model, atoms)
+    fractions, energies = squeeze_energies(model, relaxed(model, molecule("CH3CH2OH")))  # the model's own ethanol
     assert (np.diff(energies) > 0).all(), f"squeezed ethanol falls at {fractions[1:][np.diff(energies) <= 0]}"
 
 
