@@ -2,8 +2,8 @@
 one working directory (the repository's .venv, scripts and data beside it), each block failing the
 test with its output when it fails.
 
-A block preceded by ``<!-- docs-test: long -->`` (set-up, the quickstart's 10-minute training, the
-test suite itself) runs only in the long test (``pytest -m long``); ``<!-- docs-test: budget -->``
+A block preceded by ``<!-- docs-test: long -->`` (the quickstart's 10-minute training, the test
+suite itself) runs only in the long test (``pytest -m long``); ``<!-- docs-test: budget -->``
 marks a training command, which the quick test runs with a shorter ``time_budget`` so that the
 blocks after it have a model; every other block runs as written in both."""
 
