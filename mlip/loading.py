@@ -8,9 +8,11 @@ def load(path, device: str = "cpu"):
     EMA weights, hyperparameters and statistics), ``mlip export`` (TorchScript, torch.export,
     AOTInductor: an :class:`mlip.export.ExportedPotential` with the same interface), a committee file
     (``mlip train ... ensemble=K``), or a list of model files / checkpoints (a committee of them);
-    committees are :class:`mlip.uncertainty.Committee`."""
+    committees are :class:`mlip.uncertainty.Committee`. A forecaster's file or checkpoint gives the
+    :class:`mlip.models.forecaster.Forecaster`."""
     from mlip.export import exported_kind, load_exported
     from mlip.models.file import FORMAT, from_payload, read_content
+    from mlip.models.forecaster import FORMAT as FORECASTER
     from mlip.uncertainty.committee import FORMAT as COMMITTEE, Committee
 
     if isinstance(path, (list, tuple)):
@@ -20,6 +22,6 @@ def load(path, device: str = "cpu"):
     content = read_content(path, device)
     if content["format"] == COMMITTEE:
         return Committee.from_content(content, device).eval()
-    if content["format"] != FORMAT:
+    if content["format"] not in (FORMAT, FORECASTER):
         raise ValueError(f"{path}: unknown mlip file format {content['format']!r}")
     return from_payload(content, device)

@@ -7,7 +7,9 @@ A TorchScript file needs only ``torch.jit.load``: ``forward(pos, atomic_numbers,
 gives energy, forces and stress of one structure (neighbour list inside), ``compute(...)`` takes a
 caller's neighbour list (see :class:`mlip.export.scripted.ScriptablePotential`). A torch.export
 program (``torch.export.load(path).module()``) takes the inputs of :mod:`mlip.export.program`.
-Each file carries ``mlip.json`` (architecture, cutoff, species, dtype) beside the model.
+Each file carries ``mlip.json`` (architecture, cutoff, species, dtype) beside the model. A forecaster
+(mlip.models.forecaster) exports to TorchScript as itself: ``compute(pos, atomic_numbers, masses,
+velocities, cell, pbc, edge_index, cell_shifts, batch, num_graphs)``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 
 from mlip.export.program import INPUTS, batch_inputs, compile_aoti, export_program
 from mlip.export.scripted import ScriptablePotential
+from mlip.models.forecaster import Forecaster
 
 FORMATS = ("torchscript", "export", "aoti")
 METADATA = "mlip.json"
@@ -41,6 +44,15 @@ def export(model, path, format: str = "torchscript") -> str:
     model = model.eval()
     path = str(path)
     tmp = f"{path}.tmp-{os.getpid()}.pt2"  # torch.export wants the .pt2 suffix
+    if isinstance(model, Forecaster):  # the model itself scripts: compute(...) with the graph given
+        if format != "torchscript":
+            raise ValueError(f"a forecaster exports to TorchScript only, not {format!r}")
+        meta = json.dumps({"format": "mlip-exported", "kind": "forecaster", "name": model.name,
+                           "cutoff": model.cutoff, "interval": float(model.interval),
+                           "dtype": str(model.dtype).replace("torch.", ""), "hyperparameters": model.hyperparameters})
+        torch.jit.save(torch.jit.script(model), tmp, _extra_files={METADATA: meta})
+        os.replace(tmp, path)
+        return path
     meta = json.dumps(metadata(model))
     if format == "torchscript":
         scripted = torch.jit.script(ScriptablePotential(model))
@@ -134,7 +146,14 @@ class ExportedPotential(nn.Module):
         return {"energy": energy, "forces": forces, "stress": stress}
 
 
-def load_exported(path, device: str = "cpu") -> ExportedPotential:
+def load_exported(path, device: str = "cpu"):
+    """An ExportedPotential, or for an exported forecaster its TorchScript module (``compute``,
+    ``cutoff``, ``interval``, as the eager Forecaster's)."""
+    if exported_kind(path) == "torchscript":
+        files = {METADATA: ""}
+        module = torch.jit.load(str(path), map_location=device, _extra_files=files)
+        if json.loads(files[METADATA] or "{}").get("kind") == "forecaster":
+            return module.eval()
     return ExportedPotential(path, device).eval()
 
 

@@ -1,7 +1,7 @@
 """Potentials: one file an architecture, all behind the Potential interface.
 
     mlip.models.build(name, preset=None, **hyperparameters) -> Potential
-    mlip.models.registered() -> list of names
+    mlip.models.registered() -> list of names (potentials; registered("forecaster"): forecasters)
 
 An architecture registers itself with ``@register("name")`` on its Potential subclass; every module
 of this package is imported on first use, and so is every ``mlip.models`` entry point of installed
@@ -49,9 +49,16 @@ def _load_architectures() -> None:
         entry.load()
 
 
-def registered() -> list[str]:
+def registered(kind: str = "potential") -> list[str]:
+    """Names of the registered potentials (``kind="potential"``: what the physics suite, the kernel
+    checks and the MD engines take) or forecasters (``kind="forecaster"``: force-free MD models,
+    mlip.models.forecaster)."""
+    from mlip.models.forecaster import Forecaster
+
+    if kind not in ("potential", "forecaster"):
+        raise ValueError(f"kind must be 'potential' or 'forecaster', got {kind!r}")
     _load_architectures()
-    return sorted(_REGISTRY)
+    return sorted(name for name, cls in _REGISTRY.items() if issubclass(cls, Forecaster) == (kind == "forecaster"))
 
 
 def architecture(name: str) -> type:
@@ -73,7 +80,7 @@ def build(name: str, preset: str | None = None, **hyperparameters) -> Potential:
     kwargs = {**presets.get(preset, {}), **hyperparameters}
     model = cls(**kwargs)
     model.hyperparameters = dict(kwargs)
-    if "repulsion" not in kwargs and "repulsion" in inspect.signature(cls).parameters:
+    if "repulsion" not in kwargs and "repulsion" in inspect.signature(cls).parameters and hasattr(model, "repulsion"):
         model.hyperparameters["repulsion"] = "zbl" if model.repulsion is not None else None
     return model
 

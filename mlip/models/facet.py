@@ -3,7 +3,7 @@ node update (Miklaucic et al., "Facet: highly efficient E(3)-equivariant network
 potentials", 2025).
 
 Node features x (N, S, C): spherical-harmonic coefficients of degree <= lmax (S = (lmax+1)^2),
-C channels for every degree. Each block:
+C channels for every degree. Each block (mlip.nn.interaction.InteractionBlock, shared with TrajCast):
 
     message   m_ij = TP(W_pre x_j, Y(r_ij); w(r_ij))   tensor product with the edge harmonics;
               each path (l1, l2, l3) has its weight w(r) for each of ``radial_heads`` groups of
@@ -27,63 +27,8 @@ from torch import nn
 
 from mlip.models import register
 from mlip.models.base import NUM_ELEMENTS, Potential
-from mlip.nn import (ChargeSpinEmbedding, EdgeGauntProduct, EdgeTensorProduct, GauntPower, GridProductMLP, SO3Linear,
-                     RadialMLP, SO3RMSNorm, SplineRadial, scatter_sum, spherical_harmonics)
-
-
-class FacetBlock(nn.Module):
-    """One interaction + node update. forward(x (N,S,C), edge_index (2,E), sh (E,S), r (E,)) -> (N,S,C)."""
-
-    def __init__(self, lmax: int, channels: int, hidden: int, cutoff: float, num_basis: int,
-                 avg_num_neighbors: float, radial_heads: int, tensor_product: str = "cg", correlation: int = 1,
-                 invariant_input: bool = False, radial: str = "spline"):
-        super().__init__()
-        self.lmax = lmax
-        self.invariant_input = invariant_input  # the first block: only l = 0 features come in
-        self.channels = channels
-        self.avg_num_neighbors = float(avg_num_neighbors)
-        if tensor_product not in ("cg", "gaunt"):
-            raise ValueError(f"tensor_product must be 'cg' or 'gaunt', got {tensor_product!r}")
-        self.tensor_product = (EdgeTensorProduct(lmax, lmax, lmax) if tensor_product == "cg"
-                               else EdgeGauntProduct(lmax, lmax, lmax))
-        if channels % radial_heads:
-            raise ValueError(f"radial_heads ({radial_heads}) must divide channels ({channels})")
-        self.radial_heads = radial_heads
-        if radial not in ("spline", "mlp"):
-            raise ValueError(f"radial must be 'spline' or 'mlp', got {radial!r}")
-        outputs = self.tensor_product.num_paths * radial_heads
-        self.radial = (SplineRadial(outputs, cutoff, num_basis) if radial == "spline"
-                       else RadialMLP(outputs, cutoff, num_basis))
-        self.pre = SO3Linear(lmax, channels, channels, bias=False)
-        self.post = SO3Linear(lmax, channels, channels, bias=False)
-        self.norm = SO3RMSNorm(lmax, channels)
-        self.grid_mlp = GridProductMLP(lmax, channels, hidden)
-        if correlation < 1 or correlation > 4:
-            raise ValueError(f"correlation must be 1 (none) to 4, got {correlation}")
-        # many-body node product: f^2 .. f^nu of each channel's sphere function, mixed per degree
-        self.product_basis: Optional[GauntPower] = GauntPower(lmax, correlation, lmax) if correlation > 1 else None
-        self.product_mix = nn.ModuleList([SO3Linear(lmax, channels, channels, bias=False)
-                                          for _ in range(correlation - 1)])
-        self.product_scale = float((lmax + 1) ** -1)  # f / sqrt(S): O(1) values before the powers
-        self.scalar_mlp = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels))
-        self.readout: nn.Module = nn.Identity()  # set by the model: this block's energy readout (N, C) -> (N, 1)
-
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        source, target = edge_index[0], edge_index[1]
-        weights = self.radial(r).reshape(r.shape[0], self.tensor_product.num_paths, self.radial_heads)
-        if self.invariant_input:  # the same messages, without the paths from the zero l >= 1 features
-            messages = self.tensor_product.invariant_messages(self.pre(x), source, sh, weights)
-        else:
-            messages = self.tensor_product.edge_messages(self.pre(x), source, sh, weights)
-        x = x + self.post(scatter_sum(messages, target, x.shape[0]) / self.avg_num_neighbors)
-        y = self.norm(x)
-        x = x + self.grid_mlp(y)
-        if self.product_basis is not None:
-            powers = self.product_basis(y.transpose(1, 2) * self.product_scale)  # (N, C, nu - 1, S)
-            for k, mix in enumerate(self.product_mix):
-                x = x + mix(powers[:, :, k].transpose(1, 2))
-        scalars = x[:, :1] + self.scalar_mlp(y[:, 0]).unsqueeze(1)
-        return torch.cat([scalars, x[:, 1:]], dim=1)
+from mlip.nn import ChargeSpinEmbedding, spherical_harmonics
+from mlip.nn.interaction import InteractionBlock
 
 
 @register("facet")
@@ -141,7 +86,7 @@ class Facet(Potential):
         self.embedding = nn.Embedding(NUM_ELEMENTS, channels)
         self.charge_spin = ChargeSpinEmbedding(channels) if charge_spin else None
         self.blocks = nn.ModuleList([
-            FacetBlock(lmax, channels, hidden, cutoff, num_basis, avg_num_neighbors, radial_heads, tensor_product,
+            InteractionBlock(lmax, channels, hidden, cutoff, num_basis, avg_num_neighbors, radial_heads, tensor_product,
                        correlation, invariant_input=k == 0, radial=radial)
             for k in range(num_layers)
         ])

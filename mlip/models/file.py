@@ -16,8 +16,8 @@ VERSION = 3
 
 def payload(model) -> dict:
     """The dict that rebuilds ``model`` (what a model file holds, and a checkpoint's "mlip" entry)."""
-    return {"format": FORMAT, "version": VERSION, "name": model.name, "hyperparameters": model.hyperparameters,
-            "dtype": str(model.dtype).replace("torch.", ""), "state_dict": model.state_dict()}
+    return {"format": getattr(model, "file_format", FORMAT), "version": VERSION, "name": model.name,
+            "hyperparameters": model.hyperparameters, "dtype": str(model.dtype).replace("torch.", ""), "state_dict": model.state_dict()}
 
 
 def save(model, path) -> None:
@@ -28,10 +28,15 @@ def save(model, path) -> None:
 
 
 def from_payload(content: dict, device: str = "cpu"):
-    """The Potential a payload describes, in eval mode on ``device``."""
+    """The Potential (or Forecaster) a payload describes, in eval mode on ``device``."""
     from mlip.models import build
+    from mlip.models.forecaster import FORMAT as FORECASTER
 
     hyperparameters, state = dict(content["hyperparameters"]), dict(content["state_dict"])
+    if content.get("format") == FORECASTER:
+        model = build(content["name"], **hyperparameters).to(getattr(torch, content.get("dtype", "float32")))
+        model.load_state_dict(state)
+        return model.to(device).eval()
     if int(content.get("version", 1)) < 2:  # written before both: the same energies as then
         if accepts(content["name"], "repulsion"):
             hyperparameters.setdefault("repulsion", None)
@@ -71,8 +76,10 @@ def read_content(path, device: str = "cpu") -> dict:
 
 
 def read(path, device: str = "cpu"):
-    """A Potential from a model file or a training checkpoint written by ``mlip train``."""
+    """A Potential (or Forecaster) from a model file or a training checkpoint written by ``mlip train``."""
+    from mlip.models.forecaster import FORMAT as FORECASTER
+
     content = read_content(path, device)
-    if content.get("format") != FORMAT:
+    if content.get("format") not in (FORMAT, FORECASTER):
         raise ValueError(f"{path}: a {content.get('format')} file, not a single model ({FORMAT})")
     return from_payload(content, device)

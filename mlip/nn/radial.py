@@ -91,13 +91,22 @@ class RadialMLP(nn.Module):
     """Learned radial weights from an MLP of the Bessel basis (MACE / NequIP):
     ``forward(r (E,)) -> (E, num_out)``. No biases, so the output vanishes with the basis (times the
     envelope) at the cutoff. Weights start N(0, 1 / fan_in) and the SiLU is scaled to unit second
-    moment (e3nn's normalisation), so every layer's output is O(1)."""
+    moment (e3nn's normalisation), so every layer's output is O(1).
+
+    ``basis="gaussian"``: Gaussians on [0, cutoff] instead (GaussianBasis, no envelope), for a
+    quantity that has no cutoff, such as a speed (TrajCast's velocity embedding)."""
 
     def __init__(self, num_out: int, cutoff: float, num_basis: int = 8, hidden: int = 64, layers: int = 3,
-                 envelope_exponent: int = 5):
+                 envelope_exponent: int = 5, basis: str = "bessel"):
         super().__init__()
-        self.basis = BesselBasis(num_basis, cutoff, envelope_exponent)
-        self.basis_scale = float(math.sqrt(cutoff))  # the Bessel basis is O(1 / sqrt(cutoff))
+        if basis not in ("bessel", "gaussian"):
+            raise ValueError(f"basis must be 'bessel' or 'gaussian', got {basis!r}")
+        if basis == "bessel":
+            self.basis: nn.Module = BesselBasis(num_basis, cutoff, envelope_exponent)
+            self.basis_scale = float(math.sqrt(cutoff))  # the Bessel basis is O(1 / sqrt(cutoff))
+        else:
+            self.basis = GaussianBasis(num_basis, cutoff)
+            self.basis_scale = 1.0
         sizes = [num_basis] + [hidden] * layers + [num_out]
         modules: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):

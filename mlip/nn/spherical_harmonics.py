@@ -75,3 +75,13 @@ def spherical_harmonics(lmax: int, vectors: torch.Tensor, normalize: bool = True
             angular = cos_m[a] if m >= 0 else sin_m[a]
             out.append(_norm(l, a) * q[l][a] * angular)
     return torch.stack(out, dim=-1)
+
+
+def solid_harmonics(lmax: int, vectors: torch.Tensor) -> torch.Tensor:
+    """|v|^l Y_lm(v / |v|), (..., (lmax+1)^2): homogeneous polynomials of degree l in v, so smooth
+    through v = 0 (where every l >= 1 coefficient is 0) and equivariant for vectors of any length
+    (``spherical_harmonics(normalize=False)`` is so for unit vectors only)."""
+    length = vectors.norm(p=2, dim=-1, keepdim=True)
+    unit = vectors / length.clamp(min=1e-30)
+    sh = spherical_harmonics(lmax, unit, normalize=False)
+    return torch.cat([sh[..., l * l:(l + 1) * (l + 1)] * length.pow(l) for l in range(lmax + 1)], dim=-1)

@@ -1,4 +1,4 @@
-"""`mlip relax`, `mlip md` and `mlip export`: argument parsers and what each command does."""
+"""`mlip relax`, `mlip md`, `mlip forecast` and `mlip export`: argument parsers and what each command does."""
 
 from __future__ import annotations
 
@@ -102,6 +102,35 @@ def cmd_md(args) -> int:
     return 0
 
 
+def cmd_forecast(args) -> int:
+    from mlip.simulate.forecast import ForecastLimits, run_forecast
+    from mlip.simulate.structures import read_structures
+
+    model = _model(args.model, args.device, args.dtype)
+    if not hasattr(model, "interval"):
+        print(f"mlip forecast: {args.model} is not a forecaster (train one with `mlip train experiment=forecast`)")
+        return 2
+    structures = read_structures(args.restart or args.start)
+    limits = ForecastLimits(low=args.band[0], high=args.band[1], window=args.window, min_distance=args.min_distance)
+    results = run_forecast(structures, model, steps=args.steps, temperature=args.temperature or None, tau=args.tau,
+                           out_dir=args.out, seed=args.seed, limits=limits,
+                           trajectory_interval=args.trajectory_interval, log_interval=args.log_interval,
+                           restart_interval=args.restart_interval, restart=bool(args.restart),
+                           progress=not args.quiet, device=args.device)
+    interval = float(model.interval)
+    width = max(9, *(len(r.name) for r in results))
+    print(f"{'structure':<{width}}  {'steps':>7}  {'ps':>8}  {'T mean K':>9}  {'T std K':>8}  {'N_f':>5}  ns/day")
+    for r in results:
+        print(f"{r.name:<{width}}  {r.steps:>7}  {r.simulated_ps:>8.2f}  {r.mean_temperature:>9.1f}  "
+              f"{r.std_temperature:>8.1f}  {r.degrees_of_freedom:>5}  {r.ns_per_day:.3g}")
+    stopped = [r for r in results if r.stopped]
+    for r in stopped:
+        print(f"mlip forecast: {r.name} stopped: {r.stopped}")
+    print(f"{len(results) - len(stopped)}/{len(results)} ran {args.steps} steps of {interval:g} fs; wrote "
+          f"trajectory.extxyz, forecast.csv, forecast.png, restart.extxyz in {args.out}")
+    return 3 if stopped else 0
+
+
 def cmd_export(args) -> int:
     from mlip.export import export
 
@@ -164,6 +193,27 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", default="md", help="output directory")
     _device_options(p)
     p.set_defaults(func=cmd_md)
+
+    p = sub.add_parser("forecast", help="force-free MD: roll a trained forecaster forward (batched, CSVR thermostat)")
+    p.add_argument("model", help="a forecaster: training checkpoint, model file or exported TorchScript file")
+    p.add_argument("start", nargs="*", help="starting structures (files, directories, file@INDEX); momenta in them "
+                                            "are kept, else Maxwell-Boltzmann velocities at --temperature")
+    p.add_argument("--steps", type=int, default=1000, help="forecast steps, each the model's interval (a restart "
+                                                           "continues to this count)")
+    p.add_argument("--temperature", type=float, default=300.0, help="CSVR thermostat target, K (0: none)")
+    p.add_argument("--tau", type=float, default=100.0, help="thermostat time constant, fs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--band", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"),
+                   help="stop a structure when its mean temperature over --window steps leaves LOW..HIGH x the target")
+    p.add_argument("--window", type=int, default=20, help="steps of the temperature guard's mean")
+    p.add_argument("--min-distance", type=float, default=0.5, help="stop a structure when atoms come closer, Å")
+    p.add_argument("--trajectory-interval", type=int, default=1)
+    p.add_argument("--log-interval", type=int, default=1)
+    p.add_argument("--restart-interval", type=int, default=100)
+    p.add_argument("--restart", nargs="+", default=None, help="continue from restart files (forecast/restart.extxyz)")
+    p.add_argument("--out", default="forecast", help="output directory")
+    _device_options(p)
+    p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("export", help="TorchScript / torch.export / AOTInductor file of a model")
     p.add_argument("checkpoint", help="training checkpoint or model file")

@@ -219,7 +219,7 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
            friction: float = 0.01, tdamp: float = 100.0, pdamp: float = 1000.0, limits: Optional[Limits] = None,
            restart: Optional[str] = None, init_velocities: bool = True, progress: bool = True) -> MDResult:
     """Run ``steps`` MD steps in total (counting those before a restart) and write, in ``out_dir``:
-    trajectory.extxyz (every trajectory_interval steps), md.csv (LOG_FIELDS every log_interval, the
+    trajectory.extxyz (every trajectory_interval steps, with momenta and each frame's time_fs), md.csv (LOG_FIELDS every log_interval, the
     largest per-atom force uncertainty for a model with one, and for a model that knows its training
     data's shortest pair distances the closest pair relative to its own, DATA_FIELD),
     restart.extxyz (every restart_interval steps and at the end), last_good.extxyz if it stops,
@@ -282,6 +282,7 @@ def run_md(atoms: Atoms, calculator, ensemble: str = "nvt-langevin", timestep: f
                         + (" (outside the data)" if near[0] < 1 else "")))
             log.writerow(row)
             log_file.flush()
+        atoms.info["time_fs"] = step * timestep  # what mlip.data.trajectory reads (a forecaster's training data)
         if step % trajectory_interval == 0:
             ase.io.write(paths["trajectory"], atoms, format="extxyz", append=True)
         if step % restart_interval == 0:

@@ -1,4 +1,4 @@
-"""MD log figure: energies, temperature and pressure against time (PNG)."""
+"""MD log figures: energies, temperature and pressure against time (PNG); a forecast's temperature."""
 
 from __future__ import annotations
 
@@ -43,6 +43,37 @@ def md_plot(log_csv, out_png) -> str:
             axes[-1].legend()
         for ax in axes:
             ax.set_xlabel("time (ps)")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return str(out_png)
+
+
+def forecast_plot(log_csv, out_png, target=None, dof=None, title: str = "") -> str:
+    """Temperature (K) against time (ps) from forecast.csv, with the thermostat's target and the
+    canonical spread target x (1 ± sqrt(2 / N_f)) when given; and its histogram."""
+    from mlip.train.plots import _pyplot
+
+    rows = list(csv.DictReader(open(log_csv)))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [3, 1]})
+    if rows:
+        t = np.array([float(r["time_fs"]) for r in rows]) / 1000
+        temperature = np.array([float(r["temperature_K"]) for r in rows])
+        axes[0].plot(t, temperature, color="C3", lw=0.8, label="forecast")
+        axes[1].hist(temperature, bins=40, orientation="horizontal", color="C3", alpha=0.6)
+        if target:
+            for ax in axes:
+                ax.axhline(target, color="k", lw=1, label="target")
+                if dof:
+                    spread = target * np.sqrt(2.0 / dof)
+                    ax.axhspan(target - spread, target + spread, color="0.8", alpha=0.5, label="target ± sqrt(2/N_f)")
+        axes[0].legend(loc="upper right")
+    axes[0].set_xlabel("time (ps)")
+    axes[0].set_ylabel("temperature (K)")
+    axes[1].set_xlabel("steps")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)

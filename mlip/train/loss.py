@@ -1,4 +1,5 @@
-"""Training losses on energy per atom, forces and stress, with targets a structure lacks (NaN) masked."""
+"""Training losses: a potential's on energy per atom, forces and stress, with targets a structure lacks
+(NaN) masked; a forecaster's on displacements and new velocities."""
 
 from __future__ import annotations
 
@@ -62,5 +63,40 @@ class PotentialLoss(nn.Module):
         if self.weights["stress"] > 0:
             target = batch.stress.to(pred["stress"].dtype)
             terms["stress"] = masked_mean(self.elementwise(masked_difference(pred["stress"], target)), target)
+        total = sum(self.weights[k] * v for k, v in terms.items())
+        return {"loss": total, **{f"loss_{k}": v for k, v in terms.items()}}
+
+
+class ForecastLoss(nn.Module):
+    """A forecaster's loss: weighted mean squared (or l1, huber) error of the displacement and new
+    velocity components, each in units of its training RMS (``set_scales``, from the training split;
+    the model's own output scales), so that both terms are O(1) whatever the system and interval.
+
+    Args:
+        displacement_weight, velocity_weight: weights of the two terms.
+        kind: "mse", "l1" or "huber" (``huber_delta`` in the normalised units).
+    """
+
+    def __init__(self, displacement_weight: float = 1.0, velocity_weight: float = 1.0, kind: str = "mse",
+                 huber_delta: float = 0.1):
+        super().__init__()
+        self.weights = {"displacement": float(displacement_weight), "velocities": float(velocity_weight)}
+        self.kind = kind
+        self.elementwise = _elementwise(kind, huber_delta)
+        self.scales = {"displacement": 1.0, "velocities": 1.0}
+
+    def set_scales(self, displacement: float, velocities: float) -> None:
+        """RMS displacement component (Å) and velocity component (Å/fs) of the training split."""
+        self.scales = {"displacement": float(displacement), "velocities": float(velocities)}
+
+    def required_targets(self) -> list[str]:
+        return ["displacement", "next_velocities"]
+
+    def forward(self, pred: Dict[str, torch.Tensor], batch) -> Dict[str, torch.Tensor]:
+        targets = {"displacement": batch.displacement, "velocities": batch.next_velocities}
+        terms = {}
+        for key, target in targets.items():
+            diff = (pred[key] - target.to(pred[key].dtype)) / self.scales[key]
+            terms[key] = self.elementwise(diff).mean()
         total = sum(self.weights[k] * v for k, v in terms.items())
         return {"loss": total, **{f"loss_{k}": v for k, v in terms.items()}}

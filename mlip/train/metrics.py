@@ -1,5 +1,6 @@
 """Error metrics accumulated over an epoch: MAE and RMSE of energy (per atom and per structure),
-forces (per component) and stress (per component). Targets that are NaN are skipped."""
+forces (per component) and stress (per component); for a forecaster, of the displacement (Å) and
+the new velocity (Å/fs) components. Targets that are NaN are skipped."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 class ErrorMetrics:
     """``update(pred, batch)`` per batch, ``compute()`` -> dict of floats (eV, eV/atom, eV/Å, eV/Å^3)."""
 
-    QUANTITIES = ("energy", "energy_per_atom", "forces", "stress")
+    QUANTITIES = ("energy", "energy_per_atom", "forces", "stress", "displacement", "velocities")
 
     def __init__(self):
         self.reset()
@@ -33,13 +34,16 @@ class ErrorMetrics:
 
     def update(self, pred, batch) -> None:
         natoms = batch.natoms.double()
-        if "energy" in batch:
+        if "energy" in batch and "energy" in pred:
             self._add("energy", pred["energy"], batch.energy)
             self._add("energy_per_atom", pred["energy"].detach().double() / natoms, batch.energy.double() / natoms)
-        if "forces" in batch:
+        if "forces" in batch and "forces" in pred:
             self._add("forces", pred["forces"], batch.forces)
         if "stress" in batch and "stress" in pred:
             self._add("stress", pred["stress"], batch.stress)
+        if "displacement" in batch and "displacement" in pred:  # a forecaster's
+            self._add("displacement", pred["displacement"], batch.displacement)
+            self._add("velocities", pred["velocities"], batch.next_velocities)
 
     def compute(self) -> dict:
         out = {}

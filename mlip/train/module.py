@@ -79,8 +79,14 @@ class PotentialModule(L.LightningModule):
         return min(1.0, self.global_step / total)
 
     # -- steps ----------------------------------------------------------------------------
+    def predict(self, model, batch, training: bool) -> dict:
+        """``model``'s output on ``batch``, what the loss and the metrics read (stress where the loss
+        weighs it in training, where the batch has it in evaluation)."""
+        stress = self.loss_fn.weights["stress"] > 0 if training else "stress" in batch
+        return model(batch, compute_stress=stress)
+
     def training_step(self, batch, batch_idx):
-        out = self.model(batch, compute_stress=self.loss_fn.weights["stress"] > 0)
+        out = self.predict(self.model, batch, training=True)
         losses = self.loss_fn(out, batch)
         # e.g. TransIP's learned-equivariance alignment (its weight may follow the progress of training)
         auxiliary = self.model.auxiliary_loss(batch, self.training_progress)
@@ -124,7 +130,7 @@ class PotentialModule(L.LightningModule):
         training = model.training
         model.eval()
         with torch.enable_grad():  # forces and stress are gradients
-            out = model(batch, compute_stress="stress" in batch)
+            out = self.predict(model, batch, training=False)
         model.train(training)
         losses = self.loss_fn(out, batch)
         self.metrics[stage].update(out, batch)

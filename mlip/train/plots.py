@@ -42,13 +42,17 @@ def learning_curve(metrics_csvs, out_png: str) -> str:
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("loss")
     axes[0].legend()
-    for key, label in (("train/forces_mae", "train"), ("val/forces_mae", "val")):
+    # a potential's force MAE, or a forecaster's displacement MAE
+    curves = (("forces", "force MAE (meV/Å)"), ("displacement", "displacement MAE (mÅ)"))
+    quantity, ylabel = next(((q, y) for q, y in curves if len(series(f"val/{q}_mae")) or len(series(f"train/{q}_mae"))),
+                            curves[0])
+    for key, label in ((f"train/{quantity}_mae", "train"), (f"val/{quantity}_mae", "val")):
         pts = series(key)
         if len(pts):
             axes[1].plot(pts[:, 0], 1000 * pts[:, 1], label=label)
     axes[1].set_yscale("log")
     axes[1].set_xlabel("epoch")
-    axes[1].set_ylabel("force MAE (meV/Å)")
+    axes[1].set_ylabel(ylabel)
     axes[1].legend()
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
@@ -57,9 +61,11 @@ def learning_curve(metrics_csvs, out_png: str) -> str:
 
 
 def parity(predicted: dict, reference: dict, out_png: str, title: str = "") -> str:
-    """Predicted against reference energy per atom (eV/atom) and force components (eV/Å)."""
+    """Predicted against reference energy per atom (eV/atom), force (eV/Å) and stress components; for
+    a forecaster displacement (Å) and new velocity (Å/fs) components."""
     plt = _pyplot()
-    panels = [(k, u) for k, u in (("energy_per_atom", "eV/atom"), ("forces", "eV/Å"), ("stress", "eV/Å³"))
+    panels = [(k, u) for k, u in (("energy_per_atom", "eV/atom"), ("forces", "eV/Å"), ("stress", "eV/Å³"),
+                                  ("displacement", "Å"), ("velocities", "Å/fs"))
               if k in predicted and len(predicted[k])]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.2), squeeze=False)
     for ax, (key, unit) in zip(axes[0], panels):

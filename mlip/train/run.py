@@ -184,7 +184,7 @@ def error_table(pred: dict, ref: dict) -> dict:
 
 def format_table(metrics: dict, title: str) -> str:
     units = {"energy": ("meV", 1000), "energy_per_atom": ("meV/atom", 1000), "forces": ("meV/Å", 1000),
-             "stress": ("meV/Å³", 1000)}
+             "stress": ("meV/Å³", 1000), "displacement": ("mÅ", 1000), "velocities": ("mÅ/fs", 1000)}
     lines = [title, f"{'quantity':<18}{'MAE':>12}{'RMSE':>12}  unit"]
     for key, (unit, factor) in units.items():
         if f"{key}_mae" in metrics:
@@ -232,6 +232,8 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
 
     from mlip.train.budget import TimeBudget
     from mlip.train.checkpoint import AtomicCheckpointIO
+    from mlip.models.forecaster import Forecaster
+    from mlip.train.forecast import ForecastModule, apply_forecast_statistics, forecast_predictions
     from mlip.train.module import PotentialModule
     from mlip.train.plots import learning_curve, parity
     from mlip.train.progress import progress_callback
@@ -250,6 +252,7 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
         config_name = "config.yaml"
     _write_atomic(run_dir / config_name, OmegaConf.to_yaml(cfg, resolve=True))
     model = instantiate(cfg.model)
+    forecasting = isinstance(model, Forecaster)  # force-free MD: trained on trajectories (experiment=forecast)
     datamodule = instantiate(cfg.data)
     datamodule.cutoff, datamodule.max_neighbors = model.cutoff, model.max_neighbors
     loss = instantiate(cfg.loss)
@@ -257,13 +260,16 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
     # no prior to take out: the repulsion prior's windows are placed below each element pair's shortest
     # distance in these very frames (set_statistics), so it is zero on every one of them
     stats = datamodule.compute_statistics(model.cutoff)
-    applied = apply_statistics(model, stats, cfg.statistics)
+    if forecasting:
+        applied = apply_forecast_statistics(model, loss, stats)
+    else:
+        applied = apply_statistics(model, stats, cfg.statistics)
     _write_atomic(run_dir / "statistics.json", json.dumps({"training_split": stats, "applied": applied,
                                                            "batch_size": datamodule.batch_size},
                                                           indent=1, default=str))
     if cfg.trainer.get("precision") in ("64", "64-true", 64):
         model = model.double()
-    module = PotentialModule(model, loss=loss, **cfg.optim)
+    module = (ForecastModule if forecasting else PotentialModule)(model, loss=loss, **cfg.optim)
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=cfg.checkpoint.monitor,
                                   mode="min", save_top_k=1, save_last=True,
                                   every_n_train_steps=cfg.checkpoint.get("every_n_train_steps"))
@@ -286,15 +292,16 @@ def train(cfg, run_dir: Optional[Path] = None) -> dict:
         if logs:
             summary["learning_curve"] = learning_curve(logs, str(run_dir / "learning_curve.png"))
         split = "test" if "test" in datamodule.splits else "val"
-        if cfg.get("last_layer_uncertainty", False) and "val" in datamodule.splits and checkpoints.best_model_path:
+        if (cfg.get("last_layer_uncertainty", False) and not forecasting and "val" in datamodule.splits
+                and checkpoints.best_model_path):
             summary["last_layer_uncertainty"] = store_last_layer_uncertainty(
                 checkpoints.best_model_path, datamodule, model.cutoff, model.max_neighbors)
         if split in datamodule.splits:
             from mlip.loading import load
 
             best = load(checkpoints.best_model_path or checkpoints.last_model_path)
-            pred, ref = predictions(best, datamodule.splits[split], model.cutoff, datamodule.val_batch_size,
-                                    model.max_neighbors)
+            pred, ref = (forecast_predictions if forecasting else predictions)(
+                best, datamodule.splits[split], model.cutoff, datamodule.val_batch_size, model.max_neighbors)
             summary[f"{split}_metrics"] = error_table(pred, ref)
             summary["parity"] = parity(pred, ref, str(run_dir / f"parity_{split}.png"), title=f"{cfg.name}: {split} split")
             if "forces_std" in pred:
