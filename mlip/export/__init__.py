@@ -8,8 +8,8 @@ gives energy, forces and stress of one structure (neighbour list inside), ``comp
 caller's neighbour list (see :class:`mlip.export.scripted.ScriptablePotential`). A torch.export
 program (``torch.export.load(path).module()``) takes the inputs of :mod:`mlip.export.program`.
 Each file carries ``mlip.json`` (architecture, cutoff, species, dtype) beside the model. A forecaster
-(mlip.models.forecaster) exports to TorchScript as itself: ``compute(pos, atomic_numbers, masses,
-velocities, cell, pbc, edge_index, cell_shifts, batch, num_graphs)``.
+(mlip.models.forecaster) exports to TorchScript only (:class:`mlip.export.scripted.ScriptableForecaster`:
+``compute(pos, atomic_numbers, masses, velocities, cell, pbc, edge_index, cell_shifts, batch, num_graphs)``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from mlip.export.program import INPUTS, batch_inputs, compile_aoti, export_program
-from mlip.export.scripted import ScriptablePotential
+from mlip.export.scripted import ScriptableForecaster, ScriptablePotential
 from mlip.models.forecaster import Forecaster
 
 FORMATS = ("torchscript", "export", "aoti")
@@ -50,7 +50,7 @@ def export(model, path, format: str = "torchscript") -> str:
         meta = json.dumps({"format": "mlip-exported", "kind": "forecaster", "name": model.name,
                            "cutoff": model.cutoff, "interval": float(model.interval),
                            "dtype": str(model.dtype).replace("torch.", ""), "hyperparameters": model.hyperparameters})
-        torch.jit.save(torch.jit.script(model), tmp, _extra_files={METADATA: meta})
+        torch.jit.save(torch.jit.script(ScriptableForecaster(model)), tmp, _extra_files={METADATA: meta})
         os.replace(tmp, path)
         return path
     meta = json.dumps(metadata(model))

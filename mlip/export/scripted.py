@@ -145,3 +145,32 @@ class ScriptablePotential(nn.Module):
         else:
             out["atom_virials"] = torch.zeros(0, 6, dtype=dtype, device=pos.device)
         return out
+
+
+class ScriptableForecaster(nn.Module):
+    """A forecaster (mlip.models.forecaster) for TorchScript: ``compute(pos, atomic_numbers, masses,
+    velocities, cell, pbc, edge_index, cell_shifts, batch, num_graphs)`` -> {"displacement",
+    "velocities"} with the caller's graph, and the attributes a rollout reads (cutoff, max_neighbors,
+    interval, displacement_scale, conserve_angular_momentum)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model.eval()
+        self.cutoff = float(model.cutoff)
+        self.max_neighbors = model.max_neighbors
+        self.conserve_angular_momentum = bool(model.conserve_angular_momentum)
+        self.register_buffer("interval", model.interval.detach().clone())
+        self.register_buffer("displacement_scale", model.displacement_scale.detach().clone())
+
+    @torch.jit.export
+    def compute(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, masses: torch.Tensor,
+                velocities: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, edge_index: torch.Tensor,
+                cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> Dict[str, torch.Tensor]:
+        return self.model.compute(pos, atomic_numbers, masses, velocities, cell, pbc, edge_index, cell_shifts, batch,
+                                  num_graphs)
+
+    def forward(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, masses: torch.Tensor,
+                velocities: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, edge_index: torch.Tensor,
+                cell_shifts: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> Dict[str, torch.Tensor]:
+        return self.compute(pos, atomic_numbers, masses, velocities, cell, pbc, edge_index, cell_shifts, batch,
+                            num_graphs)

@@ -8,8 +8,9 @@ conserves it), less 3 more for an isolated molecule when the model conserves ang
 Several structures run as one batch, each with its own thermostat, files and guards.
 
 Guards, as mlip md's: a structure stops, with a message, its last good frame and a restart file,
-when its temperature averaged over the last ``window`` steps leaves [low, high] x the target, or
-two of its atoms come closer than ``min_distance`` Å; the others go on.
+when its temperature averaged over the last ``window`` steps leaves [low, high] x the target (or is
+above 10 x it at any step), or two of its atoms come closer than ``min_distance`` Å (read from the
+graph the next forecast uses: one neighbour search a step); the others go on.
 
 Units: fs, K, Å, Å/fs, amu. Files per structure (``out`` itself for one structure, ``out/<k>-<name>``
 for several): trajectory.extxyz (positions, momenta, time_fs), forecast.csv (step, time_fs,
@@ -31,7 +32,7 @@ import torch
 from ase import Atoms, units
 
 from mlip.graph.build import radius_graph_pbc
-from mlip.graph.neighbors import closest_pair
+from mlip.graph.edges import edge_vectors
 from mlip.nn.momentum import set_linear_momentum
 
 KINETIC = 1.0 / units.fs ** 2  # eV per amu (Å/fs)^2
@@ -80,6 +81,7 @@ class _State:
     pbc: torch.Tensor       # (3,) bool
     dof: int
     first: int = 0
+    graph: Optional[tuple] = None  # (edge_index, cell_shifts) of the current positions at the model's cutoff
     temperatures: deque = field(default_factory=deque)
     logged: list = field(default_factory=list)
     stopped: Optional[str] = None
@@ -169,6 +171,9 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
 
     limits = limits or ForecastLimits()
     interval = float(model.interval)
+    cutoff, max_neighbors = float(model.cutoff), getattr(model, "max_neighbors", None)
+    if limits.min_distance >= cutoff:
+        raise ValueError(f"min_distance {limits.min_distance} Å must be below the model's cutoff {cutoff} Å")
     if interval <= 0:
         raise ValueError("the model has no forecast interval (an untrained forecaster?)")
     dtype = model.displacement_scale.dtype
@@ -228,10 +233,16 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
         if len(state.temperatures) >= limits.window and not limits.low * goal <= mean <= limits.high * goal:
             return (f"step {step}: temperature {mean:.1f} K (mean of the last {len(state.temperatures)} steps) left "
                     f"[{limits.low * goal:.0f}, {limits.high * goal:.0f}] K")
-        pair = closest_pair(state.pos.numpy(), state.cell.numpy(), state.pbc.numpy(), limits.min_distance)
-        if pair is not None:
-            i, j, _, d = pair
-            return f"step {step}: atoms {i} and {j} are {d:.3f} Å apart, closer than the limit {limits.min_distance} Å"
+        # the shortest distance from the graph the next forecast reads (the model's cutoff exceeds the limit)
+        state.graph = radius_graph_pbc(state.pos, state.cell, state.pbc, cutoff, max_neighbors)
+        if limits.min_distance > 0 and state.graph[0].shape[1] > 0:
+            edge_index, shifts = state.graph
+            d = edge_vectors(state.pos, state.cell, edge_index, shifts).norm(dim=-1)
+            k = int(torch.argmin(d))
+            if float(d[k]) < limits.min_distance:
+                i, j = int(edge_index[0, k]), int(edge_index[1, k])
+                return (f"step {step}: atoms {i} and {j} are {float(d[k]):.3f} Å apart, closer than the limit "
+                        f"{limits.min_distance} Å")
         return None
 
     for state in states:
@@ -250,7 +261,7 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
             if not active:
                 break
             goods = {id(s): (s.pos.clone(), s.vel.clone()) for s in active}
-            _forecast(model, active, device)
+            _forecast(model, active, cutoff, max_neighbors, device)
             for state in active:
                 if temperature:
                     goal = 0.5 * state.dof * units.kB * float(temperature)
@@ -268,6 +279,7 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
                     import ase.io
 
                     state.pos, state.vel = goods[id(state)]
+                    state.graph = None
                     good = state.atoms(step - 1, interval)
                     ase.io.write(state.out / "last_good.extxyz", good, format="extxyz")
                     _write_restart(state.out / "restart.extxyz", good)
@@ -300,15 +312,17 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
     return results
 
 
-def _forecast(model, states: list, device: str) -> None:
-    """One forecast of every state in ``states`` as one batch: positions and velocities advanced."""
+def _forecast(model, states: list, cutoff: float, max_neighbors, device: str) -> None:
+    """One forecast of every state in ``states`` as one batch: positions and velocities advanced (each
+    state's graph of its wrapped positions reused when the guards built it)."""
     positions, numbers, masses, velocities, cells, pbcs, edges, shifts, batch = [], [], [], [], [], [], [], [], []
     offset = 0
     for b, s in enumerate(states):
-        pos = _wrap(s.pos, s.cell, s.pbc)
-        s.pos = pos
-        edge_index, cell_shifts = radius_graph_pbc(pos, s.cell, s.pbc, float(model.cutoff),
-                                                   getattr(model, "max_neighbors", None))
+        if s.graph is None:
+            s.pos = _wrap(s.pos, s.cell, s.pbc)
+            s.graph = radius_graph_pbc(s.pos, s.cell, s.pbc, cutoff, max_neighbors)
+        pos = s.pos
+        edge_index, cell_shifts = s.graph
         positions.append(pos)
         numbers.append(s.numbers)
         masses.append(s.masses)
@@ -330,5 +344,6 @@ def _forecast(model, states: list, device: str) -> None:
         n = s.pos.shape[0]
         s.pos = s.pos + displacement[start:start + n]
         s.vel = new_velocities[start:start + n]
+        s.graph = None
         start += n
 
