@@ -205,7 +205,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--band", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"),
                    help="stop a structure when its mean temperature over --window steps leaves LOW..HIGH x the target")
-    p.add_argument("--window", type=int, default=20, help="steps of the temperature guard's mean")
+    p.add_argument("--window", type=int, default=None, help="steps of the temperature guard's mean (default: 1 ps)")
     p.add_argument("--min-distance", type=float, default=0.5, help="stop a structure when atoms come closer, Å")
     p.add_argument("--trajectory-interval", type=int, default=1)
     p.add_argument("--log-interval", type=int, default=1)

@@ -8,7 +8,7 @@ conserves it), less 3 more for an isolated molecule when the model conserves ang
 Several structures run as one batch, each with its own thermostat, files and guards.
 
 Guards, as mlip md's: a structure stops, with a message, its last good frame and a restart file,
-when its temperature averaged over the last ``window`` steps leaves [low, high] x the target (or is
+when its temperature averaged over the last ``window`` steps (1 ps by default) leaves [low, high] x the target (or is
 above 10 x it at any step), or two of its atoms come closer than ``min_distance`` Å (read from the
 graph the next forecast uses: one neighbour search a step); the others go on.
 
@@ -41,14 +41,19 @@ LOG_FIELDS = ("step", "time_fs", "temperature_K", "kinetic_eV")
 
 @dataclass
 class ForecastLimits:
-    """Stop a structure when its temperature, averaged over the last ``window`` steps, leaves
+    """Stop a structure when its temperature, averaged over the last ``window`` steps (None: 1 ps of
+    them, so that a small molecule's canonical fluctuations, sqrt(2/N_f) of T, average out), leaves
     [``low``, ``high``] x the target (an unthermostatted run: x its starting temperature), or two atoms
     come closer than ``min_distance`` Å."""
 
     low: float = 0.5
     high: float = 1.5
-    window: int = 20
+    window: Optional[int] = None
     min_distance: float = 0.5
+
+    def steps(self, interval: float) -> int:
+        """The temperature guard's window in steps of ``interval`` fs."""
+        return int(self.window) if self.window else max(1, int(round(1000.0 / interval)))
 
 
 @dataclass
@@ -171,6 +176,7 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
 
     limits = limits or ForecastLimits()
     interval = float(model.interval)
+    window = limits.steps(interval) if interval > 0 else 1
     cutoff, max_neighbors = float(model.cutoff), getattr(model, "max_neighbors", None)
     if limits.min_distance >= cutoff:
         raise ValueError(f"min_distance {limits.min_distance} Å must be below the model's cutoff {cutoff} Å")
@@ -213,7 +219,7 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
 
         t = state.temperature()
         state.temperatures.append(t)
-        while len(state.temperatures) > limits.window:
+        while len(state.temperatures) > window:
             state.temperatures.popleft()
         if step % log_interval == 0:
             state.logged.append(t)
@@ -230,7 +236,7 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
         if not np.isfinite(now) or now > 10 * goal:
             return f"step {step}: temperature {now:.1f} K, more than 10 x {goal:.0f} K"
         mean = float(np.mean(state.temperatures))
-        if len(state.temperatures) >= limits.window and not limits.low * goal <= mean <= limits.high * goal:
+        if len(state.temperatures) >= window and not limits.low * goal <= mean <= limits.high * goal:
             return (f"step {step}: temperature {mean:.1f} K (mean of the last {len(state.temperatures)} steps) left "
                     f"[{limits.low * goal:.0f}, {limits.high * goal:.0f}] K")
         # the shortest distance from the graph the next forecast reads (the model's cutoff exceeds the limit)
@@ -271,7 +277,7 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
                 state.vel = set_linear_momentum(state.masses, state.vel, state.vel.new_zeros(1, 3), one, 1)
                 state.pos = _wrap(state.pos, state.cell, state.pbc)
                 state.temperatures.append(state.temperature())
-                while len(state.temperatures) > limits.window:
+                while len(state.temperatures) > window:
                     state.temperatures.popleft()
                 problem = check(state, step)
                 state.temperatures.pop()
