@@ -53,13 +53,19 @@ class TrajCast(Forecaster):
     """TrajCast forecaster.
 
     Args:
-        cutoff: Å. lmax: highest degree of node features and harmonics. channels: per degree.
-        num_layers: velocity coupling + interaction layers. hidden: width of the MLPs (default
-        2 * channels). num_basis: radial basis functions (Bessel, in an MLP). speed_basis: Gaussians
-        of the speed on [0, max_speed] (speed in units of the training velocity RMS).
-        avg_num_neighbors: message normaliser (set from the training split). radial_heads: groups
-        of channels with their own radial weights. species, max_neighbors,
-        conserve_angular_momentum: see Forecaster.
+        cutoff: graph cutoff, Å.
+        lmax: highest degree of node features and harmonics.
+        channels: channels per degree.
+        num_layers: velocity coupling + interaction layers.
+        hidden: width of the MLPs (default 2 * channels).
+        num_basis: radial basis functions (Bessel, in an MLP).
+        speed_basis: Gaussians of the speed on [0, max_speed].
+        max_speed: the speed basis's range, in units of the training velocity RMS.
+        avg_num_neighbors: message normaliser (set from the training split).
+        radial_heads: groups of channels with their own radial weights.
+        species: atomic numbers the model is meant for (see Forecaster).
+        max_neighbors: nearest neighbours kept per atom (see Forecaster).
+        conserve_angular_momentum: also keep isolated molecules' angular momentum (see Forecaster).
     """
 
     presets = {

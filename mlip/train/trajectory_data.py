@@ -34,8 +34,10 @@ class TrajectoryDataModule(AtomicDataModule):
         format: "extxyz", "traj" or "lammps-dump-text" (guessed from the suffix).
         md_timestep: fs per MD step, for LAMMPS dumps. frame_interval: fs between frames, for files
             that carry no times.
-        val_fraction, test_fraction, batch_size, val_batch_size, batch_atoms, num_workers,
-        augment_rotations: as AtomicDataModule's.
+        val_fraction: the stretch of each training trajectory after the training one that validates.
+        test_fraction: the last stretch of each training trajectory, for testing.
+        batch_size: pairs per batch (val_batch_size, batch_atoms, num_workers, augment_rotations,
+            split_seed: as AtomicDataModule's).
         max_statistics_frames: statistics (RMS displacement and velocity, neighbours) from at most
             this many training pairs, evenly spaced.
     """
