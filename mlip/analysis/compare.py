@@ -67,7 +67,7 @@ def compare(reference, trajectory, pairs: Sequence[Tuple[int, int]] = (), out_pn
 def _plot(out_png, spectra, curves, msd, temps, numbers, title) -> str:
     from ase.data import chemical_symbols
 
-    from mlip.train.plots import _pyplot
+    from mlip.train.plots import _pyplot, save_figure
 
     plt = _pyplot()
     panels = 3 + len(curves)
@@ -101,9 +101,4 @@ def _plot(out_png, spectra, curves, msd, temps, numbers, title) -> str:
     ax.set_title(f"T {summary['mean']:.1f} ± {summary['std']:.1f} K")
     ax.set_xlabel("temperature (K)")
     ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    return str(out_png)
+    return save_figure(fig, out_png, title)

@@ -66,6 +66,16 @@ def structure_fields(data) -> Tuple[torch.Tensor, int, torch.Tensor, torch.Tenso
     return batch, num_graphs, charge, spin
 
 
+def set_avg_num_neighbors(model: nn.Module, value: float) -> None:
+    """The message normaliser of every block of ``model`` that has one, recorded in its
+    hyperparameters so that mlip.load rebuilds the same model (potentials and forecasters alike)."""
+    users = [m for m in model.modules() if hasattr(m, "avg_num_neighbors")]
+    for module in users:
+        module.avg_num_neighbors = float(value)
+    if users:
+        model.hyperparameters["avg_num_neighbors"] = float(value)
+
+
 def _refresh_after_load(module, incompatible_keys) -> None:
     if not module.training:
         module.refresh_lone_energies()
@@ -170,11 +180,7 @@ class Potential(nn.Module):
         if pair_min_distance is not None:
             self.set_pair_min_distance(pair_min_distance)
         if avg_num_neighbors is not None:
-            users = [m for m in self.modules() if hasattr(m, "avg_num_neighbors")]
-            for module in users:
-                module.avg_num_neighbors = float(avg_num_neighbors)
-            if users:  # so that mlip.load rebuilds the same model
-                self.hyperparameters["avg_num_neighbors"] = float(avg_num_neighbors)
+            set_avg_num_neighbors(self, avg_num_neighbors)
         ref = torch.zeros(NUM_ELEMENTS, dtype=torch.float64)
         for z, e in (reference_energies or {}).items():
             ref[int(z)] = float(e)

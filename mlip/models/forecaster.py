@@ -95,11 +95,9 @@ class Forecaster(nn.Module):
         self.velocity_scale.fill_(float(velocity_rms))
         self.interval.fill_(float(interval))
         if avg_num_neighbors is not None:
-            users = [m for m in self.modules() if hasattr(m, "avg_num_neighbors")]
-            for module in users:
-                module.avg_num_neighbors = float(avg_num_neighbors)
-            if users:
-                self.hyperparameters["avg_num_neighbors"] = float(avg_num_neighbors)
+            from mlip.models.base import set_avg_num_neighbors
+
+            set_avg_num_neighbors(self, avg_num_neighbors)
 
     @torch.jit.unused
     def check_species(self, atomic_numbers: torch.Tensor) -> None:

@@ -52,7 +52,7 @@ def md_plot(log_csv, out_png) -> str:
 def forecast_plot(log_csv, out_png, target=None, dof=None, title: str = "") -> str:
     """Temperature (K) against time (ps) from forecast.csv, with the thermostat's target and the
     canonical spread target x (1 ± sqrt(2 / N_f)) when given; and its histogram."""
-    from mlip.train.plots import _pyplot
+    from mlip.train.plots import _pyplot, save_figure
 
     rows = list(csv.DictReader(open(log_csv)))
     plt = _pyplot()
@@ -72,9 +72,4 @@ def forecast_plot(log_csv, out_png, target=None, dof=None, title: str = "") -> s
     axes[0].set_xlabel("time (ps)")
     axes[0].set_ylabel("temperature (K)")
     axes[1].set_xlabel("steps")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    return str(out_png)
+    return save_figure(fig, out_png, title)

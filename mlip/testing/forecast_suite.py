@@ -20,7 +20,7 @@ from mlip.graph import collate
 from mlip.graph.rotate import rotate
 from mlip.nn.momentum import angular_momentum, centre_of_mass, linear_momentum
 from mlip.nn.so3 import random_rotation
-from mlip.testing.structures import STRUCTURES
+from mlip.testing.structures import STRUCTURES, with_random_zero_weights
 
 FORECAST_STRUCTURES = ("ethanol", "si2", "triclinic", "slab")
 
@@ -44,13 +44,7 @@ def randomized_forecaster(model, dtype=torch.float64, seed: Optional[int] = 0, i
     """``model`` in ``dtype`` and eval mode, with random values in every weight that starts at zero
     (a zero readout would make every check trivial) and statistics of a molecule at 300 K stepped
     by ``interval`` fs (displacement RMS 0.05 Å, velocity RMS 0.01 Å/fs)."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    model = model.to(dtype)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not bool(p.any()):
-                p.normal_(std=0.3)
+    model = with_random_zero_weights(model, dtype, seed)
     model.set_statistics(displacement_rms=0.05, velocity_rms=0.01, interval=interval)
     return model.eval()
 

@@ -73,13 +73,9 @@ def data(name, dtype=None) -> AtomicData:
     return d
 
 
-def randomized(model, dtype=torch.float64, seed: Optional[int] = None, force_rms: float = 1.0):
-    """``model`` in ``dtype``, eval mode, with random values in every weight that starts at zero (a
-    readout that starts at the reference energies would make every check trivial), and statistics
-    set: REFERENCE_ENERGIES, shift -0.2, and the scale that gives the learned forces on ethanol an
-    RMS of ``force_rms`` eV/Å (as training's force-RMS scale does: random energies of a physical
-    size, whatever the architecture's raw output). ``seed``: reseed torch first (None: go on from the
-    current state)."""
+def with_random_zero_weights(model, dtype=torch.float64, seed: Optional[int] = None):
+    """``model`` in ``dtype`` with N(0, 0.3²) values in every weight that starts at zero (a readout that
+    starts at zero would make every check trivial); ``seed``: reseed torch first."""
     if seed is not None:
         torch.manual_seed(seed)
     model = model.to(dtype)
@@ -87,6 +83,17 @@ def randomized(model, dtype=torch.float64, seed: Optional[int] = None, force_rms
         for p in model.parameters():
             if not bool(p.any()):
                 p.normal_(std=0.3)
+    return model
+
+
+def randomized(model, dtype=torch.float64, seed: Optional[int] = None, force_rms: float = 1.0):
+    """``model`` in ``dtype``, eval mode, with random values in every weight that starts at zero (a
+    readout that starts at the reference energies would make every check trivial), and statistics
+    set: REFERENCE_ENERGIES, shift -0.2, and the scale that gives the learned forces on ethanol an
+    RMS of ``force_rms`` eV/Å (as training's force-RMS scale does: random energies of a physical
+    size, whatever the architecture's raw output). ``seed``: reseed torch first (None: go on from the
+    current state)."""
+    model = with_random_zero_weights(model, dtype, seed)
     model.set_statistics(REFERENCE_ENERGIES, scale=1.0, shift=-0.2)
     model.eval()
     prior, model.repulsion = model.repulsion, None

@@ -18,6 +18,17 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, out_png, title: str = "") -> str:
+    """Title, layout, write (PNG, 120 dpi) and close a figure; returns the path."""
+    plt = _pyplot()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return str(out_png)
+
+
 def learning_curve(metrics_csvs, out_png: str) -> str:
     """Train and validation loss and force MAE against epoch, from Lightning's CSV logs (one file, or
     a list: a run and its resumes, in order)."""
