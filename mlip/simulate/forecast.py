@@ -214,13 +214,17 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
             for stale in ("trajectory.extxyz", "last_good.extxyz"):
                 (state.out / stale).unlink(missing_ok=True)
 
-    def record(state: _State, step: int) -> None:
-        import ase.io
-
+    def observe(state: _State) -> float:
+        """The state's temperature, into the guard's sliding window."""
         t = state.temperature()
         state.temperatures.append(t)
         while len(state.temperatures) > window:
             state.temperatures.popleft()
+        return t
+
+    def record(state: _State, step: int, t: float) -> None:
+        import ase.io
+
         if step % log_interval == 0:
             state.logged.append(t)
             csv.writer(state.log).writerow([step, f"{step * interval:.3f}", f"{t:.4f}", f"{state.kinetic():.8f}"])
@@ -252,8 +256,9 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
         return None
 
     for state in states:
+        t = observe(state)
         if not restart:
-            record(state, 0)
+            record(state, 0, t)
     model = model.to(device)
     done = {id(s): s.first for s in states}
     start = time.perf_counter()
@@ -276,11 +281,8 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
                 one = torch.zeros(state.pos.shape[0], dtype=torch.long)  # rounding's drift of the momentum removed
                 state.vel = set_linear_momentum(state.masses, state.vel, state.vel.new_zeros(1, 3), one, 1)
                 state.pos = _wrap(state.pos, state.cell, state.pbc)
-                state.temperatures.append(state.temperature())
-                while len(state.temperatures) > window:
-                    state.temperatures.popleft()
+                t = observe(state)
                 problem = check(state, step)
-                state.temperatures.pop()
                 if problem is not None:
                     import ase.io
 
@@ -292,7 +294,7 @@ def run_forecast(structures: List[tuple], model, steps: int, temperature: Option
                     state.stopped = (f"{problem}; last good frame (step {step - 1}) in {state.out / 'last_good.extxyz'}, "
                                      f"restart from {state.out / 'restart.extxyz'}")
                     continue
-                record(state, step)
+                record(state, step, t)
                 done[id(state)] = step
             bar.update(1)
             if step % 20 == 0:
