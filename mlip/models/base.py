@@ -66,6 +66,19 @@ def structure_fields(data) -> Tuple[torch.Tensor, int, torch.Tensor, torch.Tenso
     return batch, num_graphs, charge, spin
 
 
+def check_species(known_species: torch.Tensor, atomic_numbers: torch.Tensor) -> None:
+    """ValueError naming the elements of ``atomic_numbers`` outside ``known_species`` (119,) bool, and
+    the ones the model knows (potentials and forecasters alike)."""
+    unknown = ~known_species[atomic_numbers]
+    if bool(unknown.any()):
+        from ase.data import chemical_symbols
+
+        bad = sorted({int(z) for z in atomic_numbers[unknown]})
+        names = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in bad)
+        raise ValueError(f"this model was not trained on {names}; it knows "
+                         f"{', '.join(chemical_symbols[z] for z in known_species.nonzero().flatten().tolist())}")
+
+
 def set_avg_num_neighbors(model: nn.Module, value: float) -> None:
     """The message normaliser of every block of ``model`` that has one, recorded in its
     hyperparameters so that mlip.load rebuilds the same model (potentials and forecasters alike)."""
@@ -244,14 +257,7 @@ class Potential(nn.Module):
         return float(energy.detach()), (-grad).detach().cpu().numpy()
 
     def check_species(self, atomic_numbers: torch.Tensor) -> None:
-        unknown = ~self.known_species[atomic_numbers]
-        if bool(unknown.any()):
-            from ase.data import chemical_symbols
-
-            bad = sorted({int(z) for z in atomic_numbers[unknown]})
-            names = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in bad)
-            raise ValueError(f"this model was not trained on {names}; it knows "
-                             f"{', '.join(chemical_symbols[z] for z in self.known_species.nonzero().flatten().tolist())}")
+        check_species(self.known_species, atomic_numbers)
 
     @torch.jit.unused
     def forward(self, data, compute_forces: bool = True, compute_stress: bool = True) -> Dict[str, torch.Tensor]:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mlip.graph.edges import edge_vectors
+from mlip.models.base import check_species, set_avg_num_neighbors
 from mlip.nn.embedding import NUM_ELEMENTS
 from mlip.nn.momentum import (angular_momentum, linear_momentum, set_angular_momentum, set_centre_of_mass_shift,
                               set_linear_momentum)
@@ -95,15 +96,11 @@ class Forecaster(nn.Module):
         self.velocity_scale.fill_(float(velocity_rms))
         self.interval.fill_(float(interval))
         if avg_num_neighbors is not None:
-            from mlip.models.base import set_avg_num_neighbors
-
             set_avg_num_neighbors(self, avg_num_neighbors)
 
     @torch.jit.unused
     def check_species(self, atomic_numbers: torch.Tensor) -> None:
-        from mlip.models.base import Potential
-
-        Potential.check_species(self, atomic_numbers)  # the same message as a potential's
+        check_species(self.known_species, atomic_numbers)
 
     @torch.jit.unused
     def forward(self, data) -> Dict[str, torch.Tensor]:
