@@ -70,13 +70,12 @@ def test_omol25_charge_and_spin_reach_the_energy(data_dir):
 
 def test_alignment_lowers_the_rotation_error_of_the_augmentation_baseline(tmp_path, data_dir, monkeypatch):
     """The acceptance comparison, brief: the same transformer, data (160 rMD17 ethanol structures,
-    rotated batches), seed and 8 epochs, with and without the alignment loss; the rotation error of
-    the forces is measured on 32 test structures. (Measured while writing this test, seeds 0, 1, 2:
-    0.28 / 0.41, 0.23 / 1.01, 0.30 / 0.56, with torch's two threads: the figures depend on the thread
-    count, 0.28 / 0.32 with one, so the test fixes it at two.) It holds for the "offset" position
-    encoding, where it was measured (0.215 / 0.543 since the shared token vector); with TransIP's
-    default since then ("none", which learns forces sooner) the same run gives 0.250 / 0.125: the
-    baseline ahead (docs/benchmarks.md, "Routes to rotational symmetry": benchmarks/bench_symmetry.py)."""
+    rotated batches), seed and 4 epochs, with and without the alignment loss; the rotation error of
+    the forces is measured on 32 test structures, on one thread (the figures depend on the thread
+    count; two threads beside another test worker oversubscribe the cores). Measured while writing
+    this test with the "offset" position encoding, seeds 0, 1, 2: 0.51 / 1.06, 0.27 / 0.96,
+    0.24 / 0.81. With TransIP's default encoding ("none", which learns forces sooner) the baseline
+    is ahead (docs/benchmarks.md, "Routes to rotational symmetry": benchmarks/bench_symmetry.py)."""
     from mlip import load
     from mlip.train.data import rmd17
     from mlip.train.run import compose, rotation_report, train
@@ -85,14 +84,14 @@ def test_alignment_lowers_the_rotation_error_of_the_augmentation_baseline(tmp_pa
     test = rmd17("ethanol", root=str(data_dir / "rmd17")).build_splits()["test"]
     errors = {}
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     try:
         for weight in (0.1, 0.0):
             summary = train(compose(["experiment=quickstart", "model=transip", "model.preset=quickstart",
                                      "model.position_encoding=offset",
                                      "data.train_size=160", "data.augment_rotations=true", "+data.test=null",
-                                     f"model.alignment_weight={weight}", "trainer.max_epochs=8",
-                                     "trainer.check_val_every_n_epoch=8", "trainer.max_time=null", "seed=0",
+                                     f"model.alignment_weight={weight}", "trainer.max_epochs=4",
+                                     "trainer.check_val_every_n_epoch=4", "trainer.max_time=null", "seed=0",
                                      "trainer.enable_progress_bar=false", f"name=w{weight}",
                                      f"run_dir={tmp_path}"]))
             model = load(summary["best"])
