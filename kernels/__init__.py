@@ -6,6 +6,7 @@ the reference elsewhere, or forced either way); every launch goes through mlip.k
 reference when a launch fails, IEEE float32 products unless TF32 is allowed)."""
 
 from mlip.kernels.attention import neighbor_attention, neighbor_attention_reference
+from mlip.kernels.block_sparse import block_aggregate, block_aggregate_reference
 from mlip.kernels.bspline import bspline, bspline_reference
 from mlip.kernels.dispatch import backend, get_backend, set_backend, use_triton
 from mlip.kernels.gaunt import gaunt_edge_product, gaunt_edge_product_reference
@@ -20,4 +21,4 @@ from mlip.kernels.segment_sum import segment_sum, segment_sum_reference
 __all__ = ["backend", "get_backend", "set_backend", "use_triton", "segment_sum", "segment_sum_reference",
            "bspline", "bspline_reference", "rotate_into", "rotate_into_reference", "rotate_out_of",
            "rotate_out_of_reference", "grid_mlp", "grid_mlp_reference", "neighbor_attention",
-           "neighbor_attention_reference", "gaunt_edge_product", "gaunt_edge_product_reference", "launches", "record", "FUSED_BACKWARD"]
+           "neighbor_attention_reference", "block_aggregate", "block_aggregate_reference", "gaunt_edge_product", "gaunt_edge_product_reference", "launches", "record", "FUSED_BACKWARD"]

@@ -65,6 +65,8 @@ def export_program(model, example=None) -> torch.export.ExportedProgram:
     """A torch.export program of ``model`` (eval mode, its dtype) with dynamic atoms, edges, structures."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
+    from mlip.kernels import backend
+
     model = model.eval()
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
@@ -83,7 +85,8 @@ def export_program(model, example=None) -> torch.export.ExportedProgram:
     try:
         # no duck sizing: a weight dimension that happens to equal the example's atom or structure
         # count (EquiformerV2's 2 heads, eSCN's 7 kept coefficients) must not tie that count to a constant
-        with shape_config.patch(use_duck_shape=False):
+        # the kernels' torch references (plain aten operations; the CPU's sparse products are not traceable)
+        with shape_config.patch(use_duck_shape=False), backend("torch"):
             graph = make_fx(energy_forces_stress, tracing_mode="symbolic")(weights, *example)
     except GuardOnDataDependentSymNode as error:
         raise RuntimeError(f"{getattr(model, 'name', 'this model')} cannot be exported with torch.export: a tensor "

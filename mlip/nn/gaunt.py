@@ -37,6 +37,7 @@ from mlip.kernels import use_triton
 from mlip.kernels.gaunt import gaunt_edge_product
 from mlip.nn.constants import ExactBuffers
 from mlip.nn.s2_grid import S2Grid
+from mlip.nn.scatter import scatter_sum
 from mlip.nn.spherical_harmonics import spherical_harmonics
 
 
@@ -295,10 +296,15 @@ class EdgeGauntProduct(ExactBuffers):
         self.register_exact("projection", torch.stack([p.real, p.imag], dim=1).reshape(p.shape[0], 2, -1),
                             persistent=False)
 
-    def invariant_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
-                           weights: torch.Tensor) -> torch.Tensor:
-        """EdgeTensorProduct's call for features whose degrees l >= 1 are zero: here edge_messages."""
-        return self.edge_messages(x, source, sh, weights)
+    def aggregate(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor,
+                  weights: torch.Tensor) -> torch.Tensor:
+        """EdgeTensorProduct's call: the messages of the edges (source, target) summed at each target."""
+        return scatter_sum(self.edge_messages(x, edge_index[0], sh, weights), edge_index[1], x.shape[0])
+
+    def aggregate_invariant(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor,
+                            weights: torch.Tensor) -> torch.Tensor:
+        """EdgeTensorProduct's call for features whose degrees l >= 1 are zero: here ``aggregate``."""
+        return self.aggregate(x, edge_index, sh, weights)
 
     def edge_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
                       weights: torch.Tensor) -> torch.Tensor:

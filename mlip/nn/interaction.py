@@ -18,7 +18,6 @@ from mlip.nn.equivariant import SO3Linear, SO3RMSNorm
 from mlip.nn.gaunt import EdgeGauntProduct, GauntPower
 from mlip.nn.grid_mlp import GridProductMLP
 from mlip.nn.radial import RadialMLP, SplineRadial
-from mlip.nn.scatter import scatter_sum
 from mlip.nn.tensor_product import EdgeTensorProduct
 
 
@@ -60,13 +59,12 @@ class InteractionBlock(nn.Module):
         self.readout: nn.Module = nn.Identity()  # set by a model that reads an output after each block
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        source, target = edge_index[0], edge_index[1]
         weights = self.radial(r).reshape(r.shape[0], self.tensor_product.num_paths, self.radial_heads)
         if self.invariant_input:  # the same messages, without the paths from the zero l >= 1 features
-            messages = self.tensor_product.invariant_messages(self.pre(x), source, sh, weights)
+            summed = self.tensor_product.aggregate_invariant(self.pre(x), edge_index, sh, weights)
         else:
-            messages = self.tensor_product.edge_messages(self.pre(x), source, sh, weights)
-        x = x + self.post(scatter_sum(messages, target, x.shape[0]) / self.avg_num_neighbors)
+            summed = self.tensor_product.aggregate(self.pre(x), edge_index, sh, weights)
+        x = x + self.post(summed / self.avg_num_neighbors)
         y = self.norm(x)
         x = x + self.grid_mlp(y)
         if self.product_basis is not None:

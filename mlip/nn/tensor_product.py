@@ -12,13 +12,20 @@ orders, whichever was faster on a 2-core CPU for the sizes (``channels_first``):
     (S_out, S_in) matrix per edge and head, then apply it to the channels; no (E, rows, C) tensor.
 With as many heads as channels this is the "uvu" product of NequIP / SevenNet; fewer heads have
 fewer radial weights.
+
+``aggregate`` sums the messages at their receivers. With few heads it never makes the messages:
+each edge's weighted couplings are one (S_out, S_in) matrix per head, built by a single matrix
+product of the outer product weights x harmonics (E, P S_sh) with the couplings, and
+mlip.kernels.block_aggregate applies them all as one block-sparse matrix (sparse BLAS on CPU).
 """
 
 from __future__ import annotations
 
 import torch
 
+from mlip.kernels import block_aggregate
 from mlip.nn.constants import ExactBuffers
+from mlip.nn.scatter import scatter_sum
 from mlip.nn.so3 import coupling
 
 
@@ -53,6 +60,13 @@ class EdgeTensorProduct(ExactBuffers):
         self.register_exact("table", table)
         self.register_buffer("row_path", row_path, persistent=False)
         self.register_exact("gather_out", gather_out)
+        # (P S_sh, S_out S_in): path p's couplings with harmonic component s, summed per output component
+        per_path = torch.zeros(self.num_paths, rows, dtype=torch.float64)
+        per_path[row_path, torch.arange(rows)] = 1.0
+        couplings = torch.einsum("pr,ar,rbs->psab", per_path, gather_out, table)
+        self.register_exact("path_couplings", couplings.reshape(self.num_paths * s_sh, s_out * s_in), persistent=False)
+        self.register_exact("invariant_couplings", couplings[:, :, :, 0].reshape(self.num_paths * s_sh, s_out),
+                            persistent=False)
 
     def channels_first(self, channels: int, heads: int) -> bool:
         """Paths first below 16 channels per head, weights first from 16 (lmax 2, 4000-6000 edges,
@@ -66,17 +80,37 @@ class EdgeTensorProduct(ExactBuffers):
         models make, shared with mlip.nn.gaunt.EdgeGauntProduct."""
         return self.forward(x.index_select(0, source), sh, weights)
 
-    def invariant_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
-                           weights: torch.Tensor) -> torch.Tensor:
-        """``edge_messages`` of features whose degrees l >= 1 are zero (a first layer's embeddings):
-        reads x[:, 0] only. Only the paths (0, l, l) carry anything: out_l = w_p * Y_l * x_0, an
-        outer product per edge, with no (E, rows, C) intermediate."""
-        edges, channels, heads = sh.shape[0], x.shape[-1], weights.shape[-1]
-        a0 = sh @ self.table[:, 0, :].t()  # (E, R): couplings with Y, input component l = 0
-        w = weights.index_select(1, self.row_path)  # (E, R, H)
-        b = torch.matmul(self.gather_out, a0.unsqueeze(-1) * w)  # (E, S_out, H)
-        x0 = x[:, 0].index_select(0, source).view(edges, 1, heads, channels // heads)
-        return (b.unsqueeze(-1) * x0).reshape(edges, b.shape[1], channels)
+    def aggregate(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor,
+                  weights: torch.Tensor) -> torch.Tensor:
+        """The messages of the edges (source, target) = edge_index summed at each target:
+        (N, S_in, C) -> (N, S_out, C)."""
+        source, target = edge_index[0], edge_index[1]
+        edges, heads, channels = sh.shape[0], weights.shape[-1], x.shape[-1]
+        if self.channels_first(channels, heads):
+            return scatter_sum(self.edge_messages(x, source, sh, weights), target, x.shape[0])
+        s_out, s_in = self.gather_out.shape[0], self.table.shape[1]
+        outer = (weights.transpose(1, 2).unsqueeze(-1) * sh.unsqueeze(1).unsqueeze(1))  # (E, H, P, S_sh)
+        blocks = (outer.reshape(edges * heads, self.path_couplings.shape[0]) @ self.path_couplings)
+        blocks = blocks.view(edges, heads, s_out, s_in)
+        return self._per_head(blocks, x, edge_index)
+
+    def aggregate_invariant(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor,
+                            weights: torch.Tensor) -> torch.Tensor:
+        """``aggregate`` of features whose degrees l >= 1 are zero (a first layer's embeddings):
+        reads x[:, 0] only, through the paths (0, l, l)."""
+        edges, heads = sh.shape[0], weights.shape[-1]
+        outer = (weights.transpose(1, 2).unsqueeze(-1) * sh.unsqueeze(1).unsqueeze(1))  # (E, H, P, S_sh)
+        couplings = self.invariant_couplings  # explicit sizes, not -1: a structure without edges works
+        blocks = (outer.reshape(edges * heads, couplings.shape[0]) @ couplings).view(edges, heads, couplings.shape[1], 1)
+        return self._per_head(blocks, x[:, :1], edge_index)
+
+    def _per_head(self, blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """Each head's (E, S_out, S_in) blocks applied to its channels of x (N, S_in, C)."""
+        heads, per_head = blocks.shape[1], x.shape[-1] // blocks.shape[1]
+        source, target = edge_index[0], edge_index[1]
+        outs = [block_aggregate(blocks[:, h], x[:, :, h * per_head:(h + 1) * per_head], target, source, x.shape[0])
+                for h in range(heads)]
+        return outs[0] if heads == 1 else torch.cat(outs, dim=-1)
 
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         edges, s_in, channels = x.shape

@@ -88,19 +88,33 @@ def test_edge_tensor_product_orders_agree(channels, heads):
     assert EdgeTensorProduct.channels_first(tp, 96, 1) is False and EdgeTensorProduct.channels_first(tp, 32, 4)
 
 
-@pytest.mark.parametrize("heads", [1, 4])
-def test_invariant_messages_are_the_messages_of_invariant_features(heads):
-    """The first layer's shortcut: on features with l >= 1 zero, the same messages as edge_messages."""
+@pytest.mark.parametrize("channels, heads", [(8, 1), (64, 2), (8, 4)])
+def test_aggregate_sums_the_edge_messages(channels, heads):
+    """``aggregate`` (block-sparse product when weights come first) equals the edge messages summed
+    at their targets, for any features and, on features with l >= 1 zero, ``aggregate_invariant``
+    (the first layer's shortcut) too; forces-style gradients included."""
+    from mlip.nn.scatter import scatter_sum
+
     torch.manual_seed(0)
     tp = EdgeTensorProduct(2, 2, 2).double()
-    x = features(2, channels=8, n=5)
-    x[:, 1:] = 0.0
-    source = torch.tensor([0, 1, 4, 4, 2, 3, 0, 1, 2, 3, 4])
-    sh = spherical_harmonics(2, torch.randn(11, 3, dtype=torch.float64))
+    x = features(2, channels=channels, n=5).requires_grad_()
+    edge_index = torch.tensor([[0, 1, 4, 4, 2, 3, 0, 1, 2, 3, 4], [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4]])
+    vec = torch.randn(11, 3, dtype=torch.float64, requires_grad=True)
     w = torch.randn(11, tp.num_paths, heads, dtype=torch.float64)
-    expected = tp.edge_messages(x, source, sh, w)
-    assert expected[:, 1:].abs().max() > 0.1  # the harmonics carry the invariant features to every degree
-    torch.testing.assert_close(tp.invariant_messages(x, source, sh, w), expected, atol=1e-12, rtol=0)
+    invariant = x.detach().clone()
+    invariant[:, 1:] = 0.0
+
+    def summed(x):
+        return scatter_sum(tp.edge_messages(x, edge_index[0], spherical_harmonics(2, vec), w), edge_index[1], 5)
+
+    for inputs, call, expected in ((x, tp.aggregate, summed(x)), (invariant, tp.aggregate_invariant, summed(invariant))):
+        out = call(inputs, edge_index, spherical_harmonics(2, vec), w)
+        torch.testing.assert_close(out, expected, atol=1e-12, rtol=0)
+        projection = torch.randn_like(out)
+        grad = torch.autograd.grad((out * projection).sum(), vec)[0]
+        torch.testing.assert_close(grad, torch.autograd.grad((expected * projection).sum(), vec)[0],
+                                   atol=1e-11, rtol=0)
+    assert summed(invariant)[:, 1:].abs().max() > 0.1  # the harmonics carry the invariant features to every degree
 
 
 def test_float32_model_moved_to_float64_has_exact_constants():

@@ -1,0 +1,158 @@
+"""Message passing as one block-sparse matrix product.
+
+``block_aggregate(blocks (E, A, B), x (N_s, B, C), target (E,), source (E,), num_targets)
+-> (N_t, A, C)``: out[i] = sum over edges e with target[e] == i of blocks[e] @ x[source[e]].
+
+With a (A, B) block per edge, the aggregation of the steerable models' messages (a per-edge matrix
+over the spherical-harmonic components applied to the sender's channels, then summed at the
+receiver) is the product of one sparse (N_t A) x (N_s B) matrix in block-sparse-row layout with
+the features. On CPU this runs as the sparse BLAS product of torch's BSR tensors: no (E, B, C)
+tensor of gathered features or messages is ever made (on the 2-core AVX-512 CPU, 1000-atom Si,
+46 000 edges, 96 channels: 9 x 9 blocks 9.6 ms against 93 ms for gather, batched matmul and
+index_add; 9 x 1 blocks, a first layer's, 1.9 ms against 46 ms).
+
+The backward is the same product with the transposed matrix (for x) and, for the blocks,
+g[target[e]] @ x[source[e]]^T, computed in chunks of edges that stay in cache. Both are
+differentiable again (each is the other's backward), so derivatives of every order exist and
+force training works through it.
+
+The reference (gather, batched matmul, index_add) runs on CUDA, in TorchScript, under tracing
+(``mlip.kernels.backend("torch")``) and for dtypes the sparse product does not take.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import torch
+
+from mlip.kernels.dispatch import get_backend
+
+EDGE_CHUNK = 1024  # edges per chunk of the blocks' gradient: (chunk, A, C) gathers that stay in cache
+
+
+def block_aggregate_reference(blocks: torch.Tensor, x: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
+                              num_targets: int) -> torch.Tensor:
+    """The torch reference: gather the senders, one matrix product per edge, sum at the receivers."""
+    messages = torch.bmm(blocks, x.index_select(0, source))
+    return x.new_zeros(num_targets, blocks.shape[1], x.shape[2]).index_add(0, target, messages)
+
+
+class BlockPattern:
+    """Where the blocks sit: edges (target, source) in their given order, an ``order`` that sorts
+    them by target (None when they already are: the graph builder emits them so) and the
+    compressed row pointer of the sorted targets. ``transposed()`` is the pattern with target and
+    source swapped (made once, on first use)."""
+
+    def __init__(self, target: torch.Tensor, source: torch.Tensor, num_targets: int, num_sources: int):
+        self.target, self.source = target, source
+        self.num_targets, self.num_sources = int(num_targets), int(num_sources)
+        unsorted = target.numel() > 1 and bool((target[1:] < target[:-1]).any())
+        self.order: Optional[torch.Tensor] = torch.argsort(target, stable=True) if unsorted else None
+        columns = source if self.order is None else source.index_select(0, self.order)
+        self.columns = columns.contiguous()
+        counts = torch.bincount(target, minlength=self.num_targets)
+        self.rows = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        self._transposed: Optional[BlockPattern] = None
+
+    def transposed(self) -> "BlockPattern":
+        if self._transposed is None:
+            self._transposed = BlockPattern(self.source, self.target, self.num_sources, self.num_targets)
+            self._transposed._transposed = self
+        return self._transposed
+
+    def matmul(self, blocks: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(E, A, B) blocks in edge order times (N_s, B, C) -> (N_t, A, C). Square blocks as BSR;
+        others (MKL's BSR takes square blocks only) as CSR with rows (a, i), whose values are the
+        blocks' transpose (A, E, B) in sorted edge order."""
+        a, b, c = blocks.shape[1], blocks.shape[2], x.shape[2]
+        if blocks.shape[0] == 0 or c == 0:
+            return x.new_zeros(self.num_targets, a, c)
+        if self.order is not None:
+            blocks = blocks.index_select(0, self.order)
+        features = x.reshape(self.num_sources * b, c).contiguous()
+        with warnings.catch_warnings():  # torch calls its sparse layouts beta; the products used here are tested
+            warnings.simplefilter("ignore", UserWarning)
+            return self._product(blocks, features, a, b, c)
+
+    def _product(self, blocks: torch.Tensor, features: torch.Tensor, a: int, b: int, c: int) -> torch.Tensor:
+        if a == b:
+            matrix = torch.sparse_bsr_tensor(self.rows, self.columns, blocks.contiguous(),
+                                             size=(self.num_targets * a, self.num_sources * b), check_invariants=False)
+            return (matrix @ features).view(self.num_targets, a, c)
+        edges = blocks.shape[0]
+        offsets = torch.arange(a, device=features.device, dtype=self.rows.dtype)[:, None] * edges + self.rows[:-1]
+        rows = torch.cat([offsets.reshape(-1), offsets.new_full((1,), a * edges)]) * b
+        columns = (self.columns[:, None] * b + torch.arange(b, device=features.device)).reshape(-1).repeat(a)
+        matrix = torch.sparse_csr_tensor(rows, columns, blocks.permute(1, 0, 2).reshape(-1),
+                                         size=(a * self.num_targets, self.num_sources * b), check_invariants=False)
+        return (matrix @ features).view(a, self.num_targets, c).transpose(0, 1)
+
+    def edge_products(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """h[e] = g[target[e]] @ x[source[e]]^T: (N_t, A, C), (N_s, B, C) -> (E, A, B)."""
+        edges = self.target.shape[0]
+        out = g.new_empty(edges, g.shape[1], x.shape[1])
+        for start in range(0, edges, EDGE_CHUNK):
+            stop = min(start + EDGE_CHUNK, edges)
+            torch.bmm(g.index_select(0, self.target[start:stop]),
+                      x.index_select(0, self.source[start:stop]).transpose(1, 2), out=out[start:stop])
+        return out
+
+
+class _Aggregate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, blocks, x, pattern: BlockPattern):
+        ctx.save_for_backward(blocks, x)
+        ctx.pattern = pattern
+        return pattern.matmul(blocks, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        blocks, x = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad = grad.contiguous()
+        grad_blocks = _EdgeProducts.apply(grad, x, pattern) if ctx.needs_input_grad[0] else None
+        grad_x = (_Aggregate.apply(blocks.transpose(1, 2), grad, pattern.transposed())
+                  if ctx.needs_input_grad[1] else None)
+        return grad_blocks, grad_x, None
+
+
+class _EdgeProducts(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, g, x, pattern: BlockPattern):
+        ctx.save_for_backward(g, x)
+        ctx.pattern = pattern
+        return pattern.edge_products(g, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, x = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad = grad.contiguous()
+        grad_g = _Aggregate.apply(grad, x, pattern) if ctx.needs_input_grad[0] else None
+        grad_x = (_Aggregate.apply(grad.transpose(1, 2), g, pattern.transposed())
+                  if ctx.needs_input_grad[1] else None)
+        return grad_g, grad_x, None
+
+
+def sparse_product_available(x: torch.Tensor) -> bool:
+    """Whether block_aggregate on ``x`` runs the sparse product (else the reference)."""
+    return (get_backend() != "torch" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and not torch.compiler.is_compiling())
+
+
+@torch.jit.unused
+def _block_aggregate_sparse(blocks: torch.Tensor, x: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
+                            num_targets: int) -> torch.Tensor:
+    return _Aggregate.apply(blocks.to(x.dtype), x, BlockPattern(target, source, num_targets, x.shape[0]))
+
+
+def block_aggregate(blocks: torch.Tensor, x: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
+                    num_targets: int) -> torch.Tensor:
+    """out[i] = sum_{e: target[e] = i} blocks[e] @ x[source[e]]; (E, A, B), (N_s, B, C) -> (N_t, A, C).
+    The sparse product on CPU, the reference elsewhere (see the module's docstring)."""
+    if not torch.jit.is_scripting():
+        if sparse_product_available(x):
+            return _block_aggregate_sparse(blocks, x, target, source, num_targets)
+    return block_aggregate_reference(blocks, x, target, source, num_targets)
