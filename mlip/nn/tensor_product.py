@@ -102,6 +102,11 @@ class EdgeTensorProduct(ExactBuffers):
         outer = (weights.transpose(1, 2).unsqueeze(-1) * sh.unsqueeze(1).unsqueeze(1))  # (E, H, P, S_sh)
         couplings = self.invariant_couplings  # explicit sizes, not -1: a structure without edges works
         blocks = (outer.reshape(edges * heads, couplings.shape[0]) @ couplings).view(edges, heads, couplings.shape[1], 1)
+        channels = x.shape[-1]
+        if self.channels_first(channels, heads):  # small heads: the outer products per edge, summed
+            x0 = x[:, 0].index_select(0, edge_index[0]).view(edges, heads, 1, channels // heads)
+            messages = (blocks * x0).transpose(1, 2).reshape(edges, couplings.shape[1], channels)
+            return scatter_sum(messages, edge_index[1], x.shape[0])
         return self._per_head(blocks, x[:, :1], edge_index)
 
     def _per_head(self, blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
