@@ -1,7 +1,8 @@
 """Message passing as one block-sparse matrix product.
 
-``block_aggregate(blocks (E, A, B), x (N_s, B, C), target (E,), source (E,), num_targets)
--> (N_t, A, C)``: out[i] = sum over edges e with target[e] == i of blocks[e] @ x[source[e]].
+``block_aggregate(blocks (E, A, B), x (N_s, B, C), edge_index (2, E), num_targets) -> (N_t, A, C)``:
+out[i] = sum over edges e with target[e] == i of blocks[e] @ x[source[e]], where
+(source, target) = edge_index (the graph builder's convention).
 
 With a (A, B) block per edge, the aggregation of the steerable models' messages (a per-edge matrix
 over the spherical-harmonic components applied to the sender's channels, then summed at the
@@ -14,7 +15,8 @@ index_add; 9 x 1 blocks, a first layer's, 1.9 ms against 46 ms).
 The backward is the same product with the transposed matrix (for x) and, for the blocks,
 g[target[e]] @ x[source[e]]^T, computed in chunks of edges that stay in cache. Both are
 differentiable again (each is the other's backward), so derivatives of every order exist and
-force training works through it.
+force training works through it. The layers of one model call share the edges: their pattern (the
+row pointers and the transposed order) is made once per edge_index tensor.
 
 The reference (gather, batched matmul, index_add) runs on CUDA, in TorchScript, under tracing
 (``mlip.kernels.backend("torch")``) and for dtypes the sparse product does not take.
@@ -23,6 +25,7 @@ The reference (gather, batched matmul, index_add) runs on CUDA, in TorchScript, 
 from __future__ import annotations
 
 import warnings
+import weakref
 from typing import Optional
 
 import torch
@@ -32,11 +35,11 @@ from mlip.kernels.dispatch import get_backend
 EDGE_CHUNK = 1024  # edges per chunk of the blocks' gradient: (chunk, A, C) gathers that stay in cache
 
 
-def block_aggregate_reference(blocks: torch.Tensor, x: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
+def block_aggregate_reference(blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
                               num_targets: int) -> torch.Tensor:
     """The torch reference: gather the senders, one matrix product per edge, sum at the receivers."""
-    messages = torch.bmm(blocks, x.index_select(0, source))
-    return x.new_zeros(num_targets, blocks.shape[1], x.shape[2]).index_add(0, target, messages)
+    messages = torch.bmm(blocks, x.index_select(0, edge_index[0]))
+    return x.new_zeros(num_targets, blocks.shape[1], x.shape[2]).index_add(0, edge_index[1], messages)
 
 
 class BlockPattern:
@@ -142,17 +145,31 @@ def sparse_product_available(x: torch.Tensor) -> bool:
             and not torch.compiler.is_compiling())
 
 
+_last_pattern: Optional[tuple] = None  # (weak reference to an edge_index, its version, sizes, BlockPattern)
+
+
+def _pattern(edge_index: torch.Tensor, num_targets: int, num_sources: int) -> BlockPattern:
+    """The pattern of ``edge_index``, reused while the same tensor (unchanged) comes back."""
+    global _last_pattern
+    key = (edge_index._version, num_targets, num_sources)
+    if _last_pattern is not None and _last_pattern[0]() is edge_index and _last_pattern[1] == key:
+        return _last_pattern[2]
+    pattern = BlockPattern(edge_index[1], edge_index[0], num_targets, num_sources)
+    _last_pattern = (weakref.ref(edge_index), key, pattern)
+    return pattern
+
+
 @torch.jit.unused
-def _block_aggregate_sparse(blocks: torch.Tensor, x: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
+def _block_aggregate_sparse(blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
                             num_targets: int) -> torch.Tensor:
-    return _Aggregate.apply(blocks.to(x.dtype), x, BlockPattern(target, source, num_targets, x.shape[0]))
+    return _Aggregate.apply(blocks.to(x.dtype), x, _pattern(edge_index, num_targets, x.shape[0]))
 
 
-def block_aggregate(blocks: torch.Tensor, x: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
-                    num_targets: int) -> torch.Tensor:
-    """out[i] = sum_{e: target[e] = i} blocks[e] @ x[source[e]]; (E, A, B), (N_s, B, C) -> (N_t, A, C).
-    The sparse product on CPU, the reference elsewhere (see the module's docstring)."""
+def block_aggregate(blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor, num_targets: int) -> torch.Tensor:
+    """out[i] = sum_{e: target[e] = i} blocks[e] @ x[source[e]], (source, target) = edge_index;
+    (E, A, B), (N_s, B, C) -> (N_t, A, C). The sparse product on CPU, the reference elsewhere (see
+    the module's docstring)."""
     if not torch.jit.is_scripting():
         if sparse_product_available(x):
-            return _block_aggregate_sparse(blocks, x, target, source, num_targets)
-    return block_aggregate_reference(blocks, x, target, source, num_targets)
+            return _block_aggregate_sparse(blocks, x, edge_index, num_targets)
+    return block_aggregate_reference(blocks, x, edge_index, num_targets)

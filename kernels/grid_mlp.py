@@ -124,9 +124,10 @@ if HAS_TRITON:
 
 def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
     """The torch reference: the grid tensor in full."""
-    g = torch.einsum("ps,nsc->npc", to_grid, x)
+    n, p = x.shape[0], to_grid.shape[0]
+    g = torch.einsum("ps,nsc->npc", to_grid, x).reshape(n * p, x.shape[2])  # 2-D: the bias joins the product
     hidden = torch.nn.functional.linear(g, left_w, left_b) * torch.nn.functional.linear(g, right_w, right_b)
-    return torch.einsum("sp,npc->nsc", from_grid, torch.nn.functional.linear(hidden, out_w))
+    return torch.einsum("sp,npc->nsc", from_grid, torch.nn.functional.linear(hidden, out_w).view(n, p, out_w.shape[0]))
 
 
 def _cast(x, *weights):

@@ -112,8 +112,7 @@ class EdgeTensorProduct(ExactBuffers):
     def _per_head(self, blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Each head's (E, S_out, S_in) blocks applied to its channels of x (N, S_in, C)."""
         heads, per_head = blocks.shape[1], x.shape[-1] // blocks.shape[1]
-        source, target = edge_index[0], edge_index[1]
-        outs = [block_aggregate(blocks[:, h], x[:, :, h * per_head:(h + 1) * per_head], target, source, x.shape[0])
+        outs = [block_aggregate(blocks[:, h], x[:, :, h * per_head:(h + 1) * per_head], edge_index, x.shape[0])
                 for h in range(heads)]
         return outs[0] if heads == 1 else torch.cat(outs, dim=-1)
 

@@ -21,8 +21,8 @@ def case(edges: int, targets: int, sources: int, rows: int, cols: int, channels:
 def test_equals_reference_with_derivatives(edges, rows, cols):
     """Square blocks (BSR), a first layer's columns (CSR) and wide blocks, to second derivatives."""
     blocks, x, target, source = case(edges, 6, 7, rows, cols)
-    assert_matches_reference(lambda b, v: block_aggregate(b, v, target, source, 6),
-                             lambda b, v: block_aggregate_reference(b, v, target, source, 6), [blocks, x])
+    assert_matches_reference(lambda b, v: block_aggregate(b, v, torch.stack([source, target]), 6),
+                             lambda b, v: block_aggregate_reference(b, v, torch.stack([source, target]), 6), [blocks, x])
 
 
 @pytest.mark.parametrize("rows, cols", [(4, 4), (3, 1)])
@@ -32,16 +32,16 @@ def test_unsorted_and_repeated_edges(rows, cols):
     target[1], source[1] = target[0], source[0]
     with backend("triton"):
         assert sparse_product_available(x)
-        out = block_aggregate(blocks, x, target, source, 5)
-    torch.testing.assert_close(out, block_aggregate_reference(blocks, x, target, source, 5), rtol=1e-12, atol=1e-12)
+        out = block_aggregate(blocks, x, torch.stack([source, target]), 5)
+    torch.testing.assert_close(out, block_aggregate_reference(blocks, x, torch.stack([source, target]), 5), rtol=1e-12, atol=1e-12)
 
 
 def test_float32_and_a_target_without_edges():
     blocks, x, target, source = case(200, 9, 9, 9, 9, channels=16, dtype=torch.float32)
     target = torch.where(target == 4, torch.full_like(target, 3), target)
-    out = block_aggregate(blocks, x, target, source, 9)
+    out = block_aggregate(blocks, x, torch.stack([source, target]), 9)
     assert bool((out[4] == 0).all())
-    torch.testing.assert_close(out, block_aggregate_reference(blocks, x, target, source, 9), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, block_aggregate_reference(blocks, x, torch.stack([source, target]), 9), rtol=1e-5, atol=1e-5)
 
 
 def test_torch_backend_and_scripting_take_the_reference():
@@ -50,5 +50,23 @@ def test_torch_backend_and_scripting_take_the_reference():
         assert not sparse_product_available(x)
     scripted = torch.jit.script(block_aggregate)
     blocks, x, target, source = case(20, 4, 4, 3, 3)
-    torch.testing.assert_close(scripted(blocks, x, target, source, 4),
-                               block_aggregate_reference(blocks, x, target, source, 4))
+    torch.testing.assert_close(scripted(blocks, x, torch.stack([source, target]), 4),
+                               block_aggregate_reference(blocks, x, torch.stack([source, target]), 4))
+
+
+def test_a_pattern_is_reused_for_the_same_edges_only():
+    """Layers of one call share the edge_index's pattern; new or edited edges get their own."""
+    from mlip.kernels import block_sparse
+
+    blocks, x, target, source = case(40, 6, 6, 3, 3)
+    edge_index = torch.stack([source, target])
+    with backend("triton"):
+        first = block_aggregate(blocks, x, edge_index, 6)
+        pattern = block_sparse._last_pattern[2]
+        block_aggregate(blocks, x, edge_index, 6)
+        assert block_sparse._last_pattern[2] is pattern
+        edge_index[0] = edge_index[0].flip(0)  # edited in place: a new version
+        edited = block_aggregate(blocks, x, edge_index, 6)
+        assert block_sparse._last_pattern[2] is not pattern
+    torch.testing.assert_close(edited, block_aggregate_reference(blocks, x, edge_index, 6))
+    assert not torch.allclose(edited, first)
