@@ -26,7 +26,6 @@ weights come per degree, on the inputs and the output).
 from __future__ import annotations
 
 import functools
-import math
 from typing import List, Optional
 
 import numpy as np
