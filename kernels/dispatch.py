@@ -1,8 +1,9 @@
 """Which implementation a kernel call runs: Triton or its torch reference.
 
-``auto`` (the default) runs Triton on CUDA tensors and the reference elsewhere; ``triton`` forces the
-Triton kernels (on CPU they need ``TRITON_INTERPRET=1``, set before triton is imported: the tests do
-this); ``torch`` forces the references. Set it with the environment variable ``MLIP_KERNELS`` or
+``auto`` (the default) runs Triton on CUDA tensors and, on CPU, a kernel's CPU implementation where
+it has one (block_aggregate's sparse product, grid_mlp's in eval mode), else the reference;
+``triton`` forces the Triton kernels (on CPU they need ``TRITON_INTERPRET=1``, set before triton is
+imported: the tests do this); ``torch`` forces the references. Set it with the environment variable ``MLIP_KERNELS`` or
 ``set_backend`` / the ``backend(...)`` context manager. TorchScript always takes the reference.
 """
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from mlip.kernels.dispatch import HAS_TRITON, use_triton
+from mlip.kernels.dispatch import HAS_TRITON, get_backend, use_triton
 from mlip.kernels.launch import block_size, dot_precision, launch, num_warps_for
 from mlip.kernels.recompute import reference_vjp, wanted_gradients
 
@@ -30,6 +30,7 @@ BLOCK_P = 16
 BLOCK_H = 32
 BLOCK_C = 32  # input channels summed per step
 MAX_BLOCK_OUT = 64  # output channels of one program (more: more programs)
+GRID_NODES = 64  # atoms per block of the CPU implementation
 
 if HAS_TRITON:
     import triton
@@ -122,8 +123,9 @@ if HAS_TRITON:
                  mask=(s[:, None] < S) & (cx[None, :] < C))
 
 
-def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
-    """The torch reference: the grid tensor in full."""
+def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w, inference: bool = False):
+    """The torch reference: the grid tensor in full (``inference`` changes nothing here: it picks
+    the kernel's implementation)."""
     n, p = x.shape[0], to_grid.shape[0]
     g = torch.einsum("ps,nsc->npc", to_grid, x).reshape(n * p, x.shape[2])  # 2-D: the bias joins the product
     hidden = torch.nn.functional.linear(g, left_w, left_b) * torch.nn.functional.linear(g, right_w, right_b)
@@ -173,11 +175,55 @@ def _launch_backward(grad, x, to_grid, from_grid, left_w, left_b, right_w, right
     return dx
 
 
+def _forward_cpu(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
+    """The CPU implementation of the forward (see the module's docstring)."""
+    n, s, c = x.shape
+    h = left_w.shape[0]
+    to_grid, from_grid, left_w, left_b, right_w, right_b, out_w = _cast(x, to_grid, from_grid, left_w, left_b,
+                                                                         right_w, right_b, out_w)
+    coefficients = (x.reshape(n * s, c) @ torch.cat([left_w, right_w]).t()).view(n, s, 2 * h)
+    bias = torch.cat([left_b, right_b])
+    back = x.new_empty(n, from_grid.shape[0], h)
+    for start in range(0, n, GRID_NODES):
+        grid = torch.matmul(to_grid, coefficients[start:start + GRID_NODES]) + bias  # (k, P, 2H)
+        torch.matmul(from_grid, grid[..., :h] * grid[..., h:], out=back[start:start + GRID_NODES])
+    return (back.view(-1, h) @ out_w.t()).view(n, from_grid.shape[0], out_w.shape[0])
+
+
+def _backward_cpu(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
+    """dx (N, S, C) for the output gradient ``grad`` (N, S_out, C_out), CPU, by blocks of atoms."""
+    n, s, c = x.shape
+    h = left_w.shape[0]
+    to_grid, from_grid, left_w, left_b, right_w, right_b, out_w = _cast(x, to_grid, from_grid, left_w, left_b,
+                                                                         right_w, right_b, out_w)
+    both = torch.cat([left_w, right_w])  # (2H, C)
+    coefficients = (x.reshape(n * s, c) @ both.t()).view(n, s, 2 * h)
+    bias = torch.cat([left_b, right_b])
+    d_back = (grad.to(x.dtype).reshape(-1, grad.shape[-1]) @ out_w).view(n, from_grid.shape[0], h)  # (N, S_out, H)
+    d_coefficients = x.new_empty(n, s, 2 * h)
+    to_grid_t, from_grid_t = to_grid.t(), from_grid.t()
+    for start in range(0, n, GRID_NODES):
+        block = slice(start, start + GRID_NODES)
+        grid = torch.matmul(to_grid, coefficients[block]) + bias  # (k, P, 2H)
+        d_hidden = torch.matmul(from_grid_t, d_back[block])  # (k, P, H)
+        d_grid = torch.cat([d_hidden * grid[..., h:], d_hidden * grid[..., :h]], dim=-1)
+        torch.matmul(to_grid_t, d_grid, out=d_coefficients[block])
+    return (d_coefficients.view(n * s, 2 * h) @ both).view(n, s, c)
+
+
+def _forward(*inputs):
+    return _launch(*inputs) if use_triton(inputs[0]) else _forward_cpu(*inputs)
+
+
+def _backward(grad, *inputs):
+    return _launch_backward(grad, *inputs) if use_triton(inputs[0]) else _backward_cpu(grad, *inputs)
+
+
 class _GridMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, *inputs):
         ctx.save_for_backward(*inputs)
-        return _launch(*inputs)
+        return _forward(*inputs)
 
     @staticmethod
     def backward(ctx, grad):
@@ -195,13 +241,13 @@ def _reference_dx(grad, x, *weights):
 
 
 class _GridMLPBackward(torch.autograd.Function):
-    """(grad, x, weights...) -> dx by the fused kernel; its own backward (the double backward of
-    training on forces) is the reference's, recomputed."""
+    """(grad, x, weights...) -> dx by the fused kernel (or the CPU implementation); its own backward
+    (the double backward of training on forces) is the reference's, recomputed."""
 
     @staticmethod
     def forward(ctx, grad, *inputs):
         ctx.save_for_backward(grad, *inputs)
-        return _launch_backward(grad, *inputs)
+        return _backward(grad, *inputs)
 
     @staticmethod
     def backward(ctx, grad_dx):
@@ -209,10 +255,18 @@ class _GridMLPBackward(torch.autograd.Function):
         return tuple(reference_vjp(_reference_dx, saved, wanted_gradients(ctx, saved), grad_dx))
 
 
+def cpu_inference_available(x: torch.Tensor) -> bool:
+    """Whether grid_mlp(..., inference=True) on ``x`` runs the CPU implementation."""
+    return (get_backend() != "torch" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and not torch.compiler.is_compiling())
+
+
 def grid_mlp(x: torch.Tensor, to_grid: torch.Tensor, from_grid: torch.Tensor, left_w: torch.Tensor,
-             left_b: torch.Tensor, right_w: torch.Tensor, right_b: torch.Tensor, out_w: torch.Tensor) -> torch.Tensor:
-    """(N, S, C) -> (N, S, C_out), the fused sphere-grid product MLP; Triton or reference."""
+             left_b: torch.Tensor, right_w: torch.Tensor, right_b: torch.Tensor, out_w: torch.Tensor,
+             inference: bool = False) -> torch.Tensor:
+    """(N, S, C) -> (N, S, C_out), the fused sphere-grid product MLP: Triton (CUDA), the CPU
+    implementation (``inference``: a module in eval mode) or the reference."""
     if not torch.jit.is_scripting():
-        if use_triton(x):
+        if use_triton(x) or (inference and cpu_inference_available(x)):
             return _GridMLP.apply(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
     return grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)

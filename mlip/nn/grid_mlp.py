@@ -34,4 +34,4 @@ class GridProductMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         return grid_mlp(x, self.grid.to_grid_matrix.to(dtype), self.grid.from_grid_matrix.to(dtype), self.left.weight,
-                        self.left.bias, self.right.weight, self.right.bias, self.out.weight)
+                        self.left.bias, self.right.weight, self.right.bias, self.out.weight, not self.training)

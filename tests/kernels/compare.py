@@ -27,8 +27,10 @@ def _outputs(fn: Callable, inputs: Sequence[torch.Tensor]):
 
 
 def assert_matches_reference(kernel: Callable, reference: Callable, inputs: Sequence[torch.Tensor],
-                             rtol: float = 1e-10, atol: float = 1e-12, gradcheck: bool = True) -> None:
-    """``kernel(*inputs)`` (under backend "triton") equals ``reference(*inputs)``; so do the gradients
+                             rtol: float = 1e-10, atol: float = 1e-12, gradcheck: bool = True,
+                             kernel_backend: str = "triton") -> None:
+    """``kernel(*inputs)`` (under ``kernel_backend``: "triton", or "auto" for a kernel's CPU
+    implementation) equals ``reference(*inputs)``; so do the gradients
     of a random projection of the output and the gradients of a random projection of those gradients.
     ``inputs`` that require grad are differentiated. With ``gradcheck`` (float64 inputs), also
     torch.autograd.gradcheck and gradgradcheck of the Triton path (fast mode)."""
@@ -36,7 +38,7 @@ def assert_matches_reference(kernel: Callable, reference: Callable, inputs: Sequ
     torch.manual_seed(1234)
     results = {}
     for name, fn in (("triton", kernel), ("torch", reference)):
-        with backend(name if name == "triton" else "torch"):
+        with backend(kernel_backend if name == "triton" else "torch"):
             out = _outputs(fn, inputs)
             projections = [torch.randn(o.shape, dtype=o.dtype, generator=torch.Generator().manual_seed(i)).to(o.device)
                            for i, o in enumerate(out)]
@@ -54,7 +56,7 @@ def assert_matches_reference(kernel: Callable, reference: Callable, inputs: Sequ
             torch.testing.assert_close(x, y, rtol=rtol, atol=atol, msg=lambda m: f"{what} [{i}]: {m}")
     if gradcheck and differentiable:
         def triton_fn(*xs):
-            with backend("triton"):
+            with backend(kernel_backend):
                 args = list(inputs)
                 it = iter(xs)
                 args = [next(it) if t.requires_grad else t for t in args]

@@ -22,6 +22,7 @@ def test_auto_takes_the_reference_on_cpu_and_the_setting_forces_either():
 def test_every_kernel_has_a_reference_with_the_same_signature():
     import inspect
 
-    for name in ("segment_sum", "bspline", "rotate_into", "rotate_out_of", "grid_mlp", "neighbor_attention"):
+    for name in ("segment_sum", "bspline", "rotate_into", "rotate_out_of", "grid_mlp", "neighbor_attention",
+                 "block_aggregate"):
         kernel, reference = getattr(kernels, name), getattr(kernels, f"{name}_reference")
         assert list(inspect.signature(kernel).parameters) == list(inspect.signature(reference).parameters), name

@@ -4,13 +4,13 @@ import torch
 from mlip.kernels import backend, grid_mlp, grid_mlp_reference
 from mlip.kernels.launch import launches
 from mlip.nn.grid_mlp import GridProductMLP
-from tests.kernels.compare import DEVICE, assert_matches_reference, on_device
+from tests.kernels.compare import DEVICE, assert_matches_reference
 
 
-def case(nodes: int, lmax: int, channels: int, hidden: int, channels_out: int, dtype=torch.float64):
+def case(nodes: int, lmax: int, channels: int, hidden: int, channels_out: int, dtype=torch.float64, device=DEVICE):
     torch.manual_seed(0)
-    module = GridProductMLP(lmax, channels, hidden, channels_out).to(dtype=dtype, device=DEVICE)
-    (x,) = on_device(torch.randn(nodes, (lmax + 1) ** 2, channels, dtype=dtype).requires_grad_())
+    module = GridProductMLP(lmax, channels, hidden, channels_out).to(dtype=dtype, device=device)
+    x = torch.randn(nodes, (lmax + 1) ** 2, channels, dtype=dtype).to(device).requires_grad_()
     grid = (module.grid.to_grid_matrix, module.grid.from_grid_matrix)
     weights = [module.left.weight, module.left.bias, module.right.weight, module.right.bias, module.out.weight]
     return module, x, grid, weights
@@ -57,3 +57,40 @@ def test_fused_backward_for_x_with_derivatives(nodes, lmax, channels, hidden, ch
     _, x, grid, weights = case(nodes, lmax, channels, hidden, channels_out)
     fixed = [w.detach() for w in weights]
     assert_matches_reference(lambda x: grid_mlp(x, *grid, *fixed), lambda x: grid_mlp_reference(x, *grid, *fixed), [x])
+
+
+@pytest.mark.parametrize("nodes", [0, 3, 70])  # none, one block, several blocks of GRID_NODES atoms
+def test_cpu_inference_path_equals_reference_with_derivatives(nodes):
+    """The CPU implementation (eval mode: channel maps on the coefficients, blocks of atoms, no
+    stored grid) against the reference, weights' gradients and second derivatives included."""
+    _, x, grid, weights = case(nodes, 2, 5, 7, 4, device="cpu")
+    assert_matches_reference(
+        lambda x, lw, ob: grid_mlp(x, *grid, lw, weights[1], weights[2], weights[3], ob, inference=True),
+        lambda x, lw, ob: grid_mlp_reference(x, *grid, lw, weights[1], weights[2], weights[3], ob),
+        [x, weights[0], weights[4]], kernel_backend="auto")
+
+
+def test_eval_mode_forces_run_the_cpu_forward_and_backward(monkeypatch):
+    """A module in eval mode on CPU runs the CPU forward and, for forces (x alone), the CPU
+    backward; in training mode the reference; the gradients agree."""
+    import importlib
+
+    kernel = importlib.import_module("mlip.kernels.grid_mlp")  # the module (mlip.kernels.grid_mlp is also the function)
+
+    module, x, _, _ = case(70, 2, 8, 16, 8, device="cpu")
+    calls = {"forward": 0, "backward": 0}
+
+    def spy(name, function):
+        def counted(*args):
+            calls[name] += 1
+            return function(*args)
+        return counted
+
+    monkeypatch.setattr(kernel, "_forward_cpu", spy("forward", kernel._forward_cpu))
+    monkeypatch.setattr(kernel, "_backward_cpu", spy("backward", kernel._backward_cpu))
+    expected = torch.autograd.grad(module(x).square().sum(), x)[0]  # training mode: the reference
+    assert calls == {"forward": 0, "backward": 0}
+    module.eval()
+    forces_like = torch.autograd.grad(module(x).square().sum(), x)[0]
+    assert calls == {"forward": 1, "backward": 1}
+    torch.testing.assert_close(forces_like, expected, rtol=1e-10, atol=1e-12)
