@@ -185,7 +185,8 @@ def _forward_cpu(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
     bias = torch.cat([left_b, right_b])
     back = x.new_empty(n, from_grid.shape[0], h)
     for start in range(0, n, GRID_NODES):
-        grid = torch.matmul(to_grid, coefficients[start:start + GRID_NODES]) + bias  # (k, P, 2H)
+        block = coefficients[start:start + GRID_NODES]
+        grid = torch.baddbmm(bias, to_grid.expand(block.shape[0], -1, -1), block)  # (k, P, 2H)
         torch.matmul(from_grid, grid[..., :h] * grid[..., h:], out=back[start:start + GRID_NODES])
     return (back.view(-1, h) @ out_w.t()).view(n, from_grid.shape[0], out_w.shape[0])
 
@@ -202,12 +203,15 @@ def _backward_cpu(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b,
     d_back = (grad.to(x.dtype).reshape(-1, grad.shape[-1]) @ out_w).view(n, from_grid.shape[0], h)  # (N, S_out, H)
     d_coefficients = x.new_empty(n, s, 2 * h)
     to_grid_t, from_grid_t = to_grid.t(), from_grid.t()
+    d_grid = x.new_empty(min(n, GRID_NODES), to_grid.shape[0], 2 * h)
     for start in range(0, n, GRID_NODES):
         block = slice(start, start + GRID_NODES)
-        grid = torch.matmul(to_grid, coefficients[block]) + bias  # (k, P, 2H)
+        k = coefficients[block].shape[0]
+        grid = torch.baddbmm(bias, to_grid.expand(k, -1, -1), coefficients[block])  # (k, P, 2H)
         d_hidden = torch.matmul(from_grid_t, d_back[block])  # (k, P, H)
-        d_grid = torch.cat([d_hidden * grid[..., h:], d_hidden * grid[..., :h]], dim=-1)
-        torch.matmul(to_grid_t, d_grid, out=d_coefficients[block])
+        torch.mul(d_hidden, grid[..., h:], out=d_grid[:k, :, :h])
+        torch.mul(d_hidden, grid[..., :h], out=d_grid[:k, :, h:])
+        torch.matmul(to_grid_t, d_grid[:k], out=d_coefficients[block])
     return (d_coefficients.view(n * s, 2 * h) @ both).view(n, s, c)
 
 
