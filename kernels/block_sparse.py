@@ -31,6 +31,7 @@ from typing import Optional
 import torch
 
 from mlip.kernels.dispatch import get_backend
+from mlip.kernels.recompute import wanted_gradients
 
 EDGE_CHUNK = 1024  # edges per chunk of the blocks' gradient: (chunk, A, C) gathers that stay in cache
 
@@ -115,9 +116,9 @@ class _Aggregate(torch.autograd.Function):
         blocks, x = ctx.saved_tensors
         pattern = ctx.pattern
         grad = grad.contiguous()
-        grad_blocks = _EdgeProducts.apply(grad, x, pattern) if ctx.needs_input_grad[0] else None
-        grad_x = (_Aggregate.apply(blocks.transpose(1, 2), grad, pattern.transposed())
-                  if ctx.needs_input_grad[1] else None)
+        wanted = wanted_gradients(ctx, (blocks, x))  # forces: not the first layer's x (the embeddings)
+        grad_blocks = _EdgeProducts.apply(grad, x, pattern) if wanted[0] else None
+        grad_x = _Aggregate.apply(blocks.transpose(1, 2), grad, pattern.transposed()) if wanted[1] else None
         return grad_blocks, grad_x, None
 
 
@@ -133,9 +134,9 @@ class _EdgeProducts(torch.autograd.Function):
         g, x = ctx.saved_tensors
         pattern = ctx.pattern
         grad = grad.contiguous()
-        grad_g = _Aggregate.apply(grad, x, pattern) if ctx.needs_input_grad[0] else None
-        grad_x = (_Aggregate.apply(grad.transpose(1, 2), g, pattern.transposed())
-                  if ctx.needs_input_grad[1] else None)
+        wanted = wanted_gradients(ctx, (g, x))
+        grad_g = _Aggregate.apply(grad, x, pattern) if wanted[0] else None
+        grad_x = _Aggregate.apply(grad.transpose(1, 2), g, pattern.transposed()) if wanted[1] else None
         return grad_g, grad_x, None
 
 
