@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from mlip.kernels import block_aggregate
+from mlip.kernels.block_sparse import sparse_product_available
 from mlip.nn.constants import ExactBuffers
 from mlip.nn.scatter import scatter_sum
 from mlip.nn.so3 import coupling
@@ -74,6 +75,17 @@ class EdgeTensorProduct(ExactBuffers):
         paths first; 96 / 1 3.8x faster weights first; 16 (32 / 2) 1.4x faster weights first)."""
         return channels // heads < 16
 
+    def blocks_first(self, x: torch.Tensor, heads: int) -> bool:
+        """Whether ``aggregate`` applies per-edge blocks (block_aggregate) rather than summing
+        messages: with few heads (weights first), and in eval mode on CPU whatever the heads, where
+        the sparse product beats the messages (Facet "quickstart", 8 channels per head, 1000 Si
+        atoms: 0.36 against 0.53 s a step; in training the messages path is as fast)."""
+        if not self.channels_first(x.shape[-1], heads):
+            return True
+        if not torch.jit.is_scripting():
+            return not self.training and sparse_product_available(x)
+        return False
+
     def edge_messages(self, x: torch.Tensor, source: torch.Tensor, sh: torch.Tensor,
                       weights: torch.Tensor) -> torch.Tensor:
         """Node features x (N, S_in, C) to the messages of edges from ``source`` (E,): the call the
@@ -86,7 +98,7 @@ class EdgeTensorProduct(ExactBuffers):
         (N, S_in, C) -> (N, S_out, C)."""
         source, target = edge_index[0], edge_index[1]
         edges, heads, channels = sh.shape[0], weights.shape[-1], x.shape[-1]
-        if self.channels_first(channels, heads):
+        if not self.blocks_first(x, heads):
             return scatter_sum(self.edge_messages(x, source, sh, weights), target, x.shape[0])
         s_out, s_in = self.gather_out.shape[0], self.table.shape[1]
         outer = (weights.transpose(1, 2).unsqueeze(-1) * sh.unsqueeze(1).unsqueeze(1))  # (E, H, P, S_sh)
@@ -103,7 +115,7 @@ class EdgeTensorProduct(ExactBuffers):
         couplings = self.invariant_couplings  # explicit sizes, not -1: a structure without edges works
         blocks = (outer.reshape(edges * heads, couplings.shape[0]) @ couplings).view(edges, heads, couplings.shape[1], 1)
         channels = x.shape[-1]
-        if self.channels_first(channels, heads):  # small heads: the outer products per edge, summed
+        if not self.blocks_first(x, heads):  # small heads: the outer products per edge, summed
             x0 = x[:, 0].index_select(0, edge_index[0]).view(edges, heads, 1, channels // heads)
             messages = (blocks * x0).transpose(1, 2).reshape(edges, couplings.shape[1], channels)
             return scatter_sum(messages, edge_index[1], x.shape[0])

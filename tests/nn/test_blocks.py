@@ -88,15 +88,16 @@ def test_edge_tensor_product_orders_agree(channels, heads):
     assert EdgeTensorProduct.channels_first(tp, 96, 1) is False and EdgeTensorProduct.channels_first(tp, 32, 4)
 
 
-@pytest.mark.parametrize("channels, heads", [(8, 1), (64, 2), (8, 4)])
-def test_aggregate_sums_the_edge_messages(channels, heads):
-    """``aggregate`` (block-sparse product when weights come first) equals the edge messages summed
-    at their targets, for any features and, on features with l >= 1 zero, ``aggregate_invariant``
-    (the first layer's shortcut) too; forces-style gradients included."""
+@pytest.mark.parametrize("channels, heads, training", [(8, 1, True), (64, 2, True), (8, 4, True), (8, 4, False)])
+def test_aggregate_sums_the_edge_messages(channels, heads, training):
+    """``aggregate`` (block-sparse product when weights come first, and in eval mode) equals the
+    edge messages summed at their targets, for any features and, on features with l >= 1 zero,
+    ``aggregate_invariant`` (the first layer's shortcut) too; forces-style gradients included."""
     from mlip.nn.scatter import scatter_sum
 
     torch.manual_seed(0)
-    tp = EdgeTensorProduct(2, 2, 2).double()
+    tp = EdgeTensorProduct(2, 2, 2).double().train(training)
+    assert tp.blocks_first(torch.zeros(1, 9, channels, dtype=torch.float64), heads) == (heads < 4 or not training)
     x = features(2, channels=channels, n=5).requires_grad_()
     edge_index = torch.tensor([[0, 1, 4, 4, 2, 3, 0, 1, 2, 3, 4], [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4]])
     vec = torch.randn(11, 3, dtype=torch.float64, requires_grad=True)
