@@ -97,7 +97,7 @@ def test_aggregate_sums_the_edge_messages(channels, heads, training):
 
     torch.manual_seed(0)
     tp = EdgeTensorProduct(2, 2, 2).double().train(training)
-    assert tp.blocks_first(torch.zeros(1, 9, channels, dtype=torch.float64), heads) == (heads < 4 or not training)
+    assert tp.blocks_first(torch.zeros(1, 9, channels, dtype=torch.float64), heads) == (channels // heads >= 16 or not training)
     x = features(2, channels=channels, n=5).requires_grad_()
     edge_index = torch.tensor([[0, 1, 4, 4, 2, 3, 0, 1, 2, 3, 4], [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4]])
     vec = torch.randn(11, 3, dtype=torch.float64, requires_grad=True)
