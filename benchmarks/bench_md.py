@@ -1,15 +1,19 @@
 """MD throughput: ns/day and atom-steps/s of one model in every engine mlip runs in, against the
 peers through ASE.
 
-    python benchmarks/bench_md.py [--steps 10] [--molecule-steps 100] [--model facet:mp]
-        [--peers sevenn mace] [--ranks 1 2] [--weak 2000 4000] [--record md]
+    python benchmarks/bench_md.py [--steps 10] [--molecule-steps 100] [--models facet:mp facet:small]
+        [--lammps-models facet:small] [--peers sevenn mace] [--ranks 1 2] [--weak 2000 4000] [--record md]
 
-Facet "mp" (random weights, float32, torch threads = cores) in:
+Each model (random weights, float32, torch threads = cores) in:
   mlip md      mlip.simulate.run_md, NVE (what `mlip md` runs: logging, guards, restart files)
   ASE          ase.md.VelocityVerlet with the MLIPCalculator (the same model, no mlip md around it)
   torch-sim    torch_sim's NVE, 8 copies of the structure in one batch (mlip.integrations.torch_sim)
   LAMMPS       pair_style mlip (the TorchScript export, `mlip lammps-plugin`), fix nve, on 1 and 2 MPI
-               ranks (strong scaling at the system's size; weak scaling at --weak sizes)
+               ranks (strong scaling at the system's size; weak scaling at --weak sizes), for the
+               --lammps-models: the plugin evaluates each rank's atoms with ghost atoms out to
+               interaction hops x cutoff, 27 Å for Facet "mp" (5 x 5 Å), which around a 27 Å cell
+               of 1000 atoms is some 30 000 atoms: more memory than a 24 GB machine has. Facet
+               "small" (2 x 4 Å) fits.
 and SevenNet-0 and MACE-MP-0 medium (random weights) with ase.md.VelocityVerlet in their own
 virtual environments (benchmarks/bench_inference.py makes them). Systems: rattled diamond Si of
 1000 atoms (time step 1 fs, ``--steps`` timed steps) and aspirin (21 atoms, 0.5 fs,
@@ -161,9 +165,9 @@ def run_lammps(spec: str, system: str, ranks: int, steps: int, work: Path) -> di
     from mlip.integrations.lammps import build_plugin, lammps_executable, runtime_environment
 
     dt = TIMESTEP_FS.get(system, 1.0)
-    folder = work / f"lammps-{system}-{ranks}"
+    folder = work / f"lammps-{spec.replace(':', '-')}-{system}-{ranks}"
     folder.mkdir(parents=True, exist_ok=True)
-    model_path = work / "model.pt"
+    model_path = work / f"{spec.replace(':', '-')}.pt"
     if not model_path.exists():
         export(our_model(spec), model_path, "torchscript")
     atoms = structure(system)
@@ -211,7 +215,9 @@ def in_subprocess(python: str, args: list) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="facet:mp")
+    parser.add_argument("--models", nargs="+", default=["facet:mp", "facet:small"])
+    parser.add_argument("--lammps-models", nargs="*", default=["facet:small"],
+                        help="models that also run in LAMMPS on the Si systems (aspirin: every model)")
     parser.add_argument("--systems", nargs="+", default=["1000", "aspirin"])
     parser.add_argument("--steps", type=int, default=10, help="timed steps of the Si systems")
     parser.add_argument("--molecule-steps", type=int, default=100, help="timed steps of aspirin")
@@ -239,23 +245,27 @@ def main() -> None:
         print(f"  {system:>8} {engine:<28} {ranks:>5} {result['atoms']:>6} atoms {rate:9.1f} atom-steps/s "
               f"{nsd:8.4f} ns/day", flush=True)
 
-    ours = f"mlip {args.model.replace(':', '-')}"
     for system in args.systems:
         steps = args.molecule_steps if system == "aspirin" else args.steps
-        for engine in ("mlip md", "ASE", "torch-sim"):
-            add(system, f"{ours} {engine}", "-", in_subprocess(sys.executable, ["ours", args.model, system, engine,
-                                                                                str(steps)]))
-        for ranks in args.ranks if system != "aspirin" else [1]:
-            add(system, f"{ours} LAMMPS", ranks, run_lammps(args.model, system, ranks, steps, work))
+        for spec in args.models:
+            ours = f"mlip {spec.replace(':', '-')}"
+            for engine in ("mlip md", "ASE", "torch-sim"):
+                add(system, f"{ours} {engine}", "-", in_subprocess(sys.executable, ["ours", spec, system, engine,
+                                                                                    str(steps)]))
+            if spec in args.lammps_models or system == "aspirin":
+                for ranks in args.ranks if system != "aspirin" else [1]:
+                    add(system, f"{ours} LAMMPS", ranks, run_lammps(spec, system, ranks, steps, work))
         for peer in args.peers:
             try:
                 add(system, f"{label(peer)} ASE", "-", in_subprocess(peer_python(peer), ["peer", peer, system,
                                                                                        str(steps)]))
             except RuntimeError as error:
                 print(f"  {system:>8} {label(peer)}: FAILED {str(error)[-400:]}", flush=True)
-    for system in args.weak:
-        for ranks in args.ranks:
-            add(system, f"{ours} LAMMPS", ranks, run_lammps(args.model, system, ranks, args.steps, work))
+    for spec in args.lammps_models:
+        for system in args.weak:
+            for ranks in args.ranks:
+                add(system, f"mlip {spec.replace(':', '-')} LAMMPS", ranks,
+                    run_lammps(spec, system, ranks, args.steps, work))
     print(f"\nMD throughput, {args.steps} timed NVE steps of Si ({args.molecule_steps} of aspirin) after {WARMUP} "
           f"warm-up, float32, "
           f"{os.cpu_count()} cores (torch threads = cores; LAMMPS: cores / ranks threads per rank)")
