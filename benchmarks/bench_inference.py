@@ -1,7 +1,7 @@
 """Inference speed through the ASE calculator: mlip Facet "mp" against SevenNet-0 and MACE.
 
     python benchmarks/bench_inference.py [--sizes 64 216 512 1000] [--steps 3] [--peers sevenn mace]
-        [--device cuda] [--ours facet:mp escn:oc20 escaip:paper] [--peer-python python3 --peer-path mace=DIR]
+        [--device cuda] [--ours facet:mp facet:mp:torchscript escn:oc20] [--peer-python python3 --peer-path mace=DIR]
 
 On CUDA (``--device cuda``) the peers also run with the acceleration their packages offer,
 cuEquivariance (``sevenn-cueq``, ``mace-cueq``: add them to --peers), and mlip's kernels run as
@@ -17,7 +17,8 @@ environments (.bench-venvs/<peer>, created on first use with the CPU torch pin):
   mace     MACE with the MACE-MP-0 "medium" hyperparameters (128x0e+128x1o, max_ell 3,
            correlation 3, 2 interactions, r_max 6 Å), random weights (timing only)
 Every (model, system) runs in a fresh process, so its peak resident memory is its own. Prints a
-table of atom-steps/s, ratios ours/peer and peak memory.
+table of atom-steps/s, ratios ours/peer and peak memory; "facet:mp:torchscript" is the same model
+exported to TorchScript (`mlip export`) and loaded by the calculator, the file LAMMPS runs.
 """
 
 from __future__ import annotations
@@ -63,13 +64,20 @@ def structure(system: str):
 def calculator(model: str, device: str):
     import torch
 
-    if model not in PEER_LABELS:  # one of ours, "name:preset"
+    if model not in PEER_LABELS:  # one of ours, "name:preset" or "name:preset:torchscript" (its export)
+        import tempfile
+
         from mlip.calculator import MLIPCalculator
+        from mlip.export import export
         from mlip.models import build
 
-        name, preset = model.split(":")
+        name, preset, *exported = model.split(":")
         torch.manual_seed(0)
-        return MLIPCalculator(build(name, preset=preset).float(), device=device)
+        potential = build(name, preset=preset).float()
+        if exported:
+            path = export(potential, os.path.join(tempfile.mkdtemp(), "model.pt"), exported[0])
+            return MLIPCalculator(path, device=device)
+        return MLIPCalculator(potential, device=device)
     cueq = model.endswith("-cueq")
     if model.startswith("sevenn"):
         from sevenn.calculator import SevenNetCalculator
@@ -166,7 +174,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--peers", nargs="*", default=["sevenn", "mace"],
                         help="sevenn, mace, and on CUDA sevenn-cueq, mace-cueq")
-    parser.add_argument("--ours", nargs="+", default=["facet:mp"], help="mlip models as name:preset")
+    parser.add_argument("--ours", nargs="+", default=["facet:mp", "facet:mp:torchscript"],
+                        help="mlip models as name:preset, or name:preset:torchscript for its TorchScript export")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--peer-python", help="run the peers with this interpreter (no .bench-venvs)")
     parser.add_argument("--peer-path", nargs="*", default=[], help="PEER=DIR: DIR first on that peer's PYTHONPATH")
@@ -214,6 +223,12 @@ def main() -> None:
             line += f"{ours['atom_steps_per_s'] / peer['atom_steps_per_s']:>18.2f}" if ours and peer else f"{'-':>18}"
         line += "".join(f"{cell(m, system, 'peak_mb', '.0f'):>16}" for m in pythons)
         print(line)
+    for model in args.ours:
+        base = model.rsplit(":", 1)[0]
+        if model.count(":") == 2 and base in args.ours:  # an export beside its eager model
+            speeds = [f"{system} {results[(model, system)]['atom_steps_per_s'] / results[(base, system)]['atom_steps_per_s']:.2f}"
+                      for system in systems if (model, system) in results and (base, system) in results]
+            print(f"{label(model)} / {label(base)} (export against eager): " + ", ".join(speeds))
 
 
 if __name__ == "__main__":
