@@ -100,10 +100,8 @@ class EdgeTensorProduct(ExactBuffers):
         edges, heads, channels = sh.shape[0], weights.shape[-1], x.shape[-1]
         if not self.blocks_first(x, heads):
             return scatter_sum(self.edge_messages(x, source, sh, weights), target, x.shape[0])
-        s_out, s_in = self.gather_out.shape[0], self.table.shape[1]
-        outer = (weights.transpose(1, 2).unsqueeze(-1) * sh.unsqueeze(1).unsqueeze(1))  # (E, H, P, S_sh)
-        blocks = (outer.reshape(edges * heads, self.path_couplings.shape[0]) @ self.path_couplings)
-        blocks = blocks.view(edges, heads, s_out, s_in)
+        blocks = self.edge_blocks(sh, weights, self.path_couplings).view(edges, heads, self.gather_out.shape[0],
+                                                                         self.table.shape[1])
         return self._per_head(blocks, x, edge_index)
 
     def aggregate_invariant(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor,
@@ -111,15 +109,22 @@ class EdgeTensorProduct(ExactBuffers):
         """``aggregate`` of features whose degrees l >= 1 are zero (a first layer's embeddings):
         reads x[:, 0] only, through the paths (0, l, l)."""
         edges, heads = sh.shape[0], weights.shape[-1]
-        outer = (weights.transpose(1, 2).unsqueeze(-1) * sh.unsqueeze(1).unsqueeze(1))  # (E, H, P, S_sh)
-        couplings = self.invariant_couplings  # explicit sizes, not -1: a structure without edges works
-        blocks = (outer.reshape(edges * heads, couplings.shape[0]) @ couplings).view(edges, heads, couplings.shape[1], 1)
+        couplings = self.invariant_couplings
+        blocks = self.edge_blocks(sh, weights, couplings).view(edges, heads, couplings.shape[1], 1)
         channels = x.shape[-1]
         if not self.blocks_first(x, heads):  # small heads: the outer products per edge, summed
             x0 = x[:, 0].index_select(0, edge_index[0]).view(edges, heads, 1, channels // heads)
             messages = (blocks * x0).transpose(1, 2).reshape(edges, couplings.shape[1], channels)
             return scatter_sum(messages, edge_index[1], x.shape[0])
         return self._per_head(blocks, x[:, :1], edge_index)
+
+    def edge_blocks(self, sh: torch.Tensor, weights: torch.Tensor, couplings: torch.Tensor) -> torch.Tensor:
+        """Each edge's and head's weighted couplings, (E, H, K) for ``couplings`` (P S_sh, K): the
+        outer product weights x harmonics times the couplings, one matrix product."""
+        edges, heads = sh.shape[0], weights.shape[-1]
+        outer = weights.transpose(1, 2).unsqueeze(-1) * sh.unsqueeze(1).unsqueeze(1)  # (E, H, P, S_sh)
+        # explicit sizes, not -1: a structure without edges works
+        return (outer.reshape(edges * heads, couplings.shape[0]) @ couplings).view(edges, heads, couplings.shape[1])
 
     def _per_head(self, blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Each head's (E, S_out, S_in) blocks applied to its channels of x (N, S_in, C)."""
@@ -131,18 +136,16 @@ class EdgeTensorProduct(ExactBuffers):
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         edges, s_in, channels = x.shape
         heads = weights.shape[-1]
-        rows = self.row_path.shape[0]
-        a = torch.einsum("ris,es->eri", self.table, sh)  # (E, R, S_in): couplings contracted with Y
-        w = weights.index_select(1, self.row_path)  # (E, R, H)
         if self.channels_first(channels, heads):
+            rows = self.row_path.shape[0]
+            a = torch.einsum("ris,es->eri", self.table, sh)  # (E, R, S_in): couplings contracted with Y
+            w = weights.index_select(1, self.row_path)  # (E, R, H)
             t = torch.bmm(a, x)  # (E, R, C): every path's output components, unweighted
             t = (t.view(edges, rows, heads, channels // heads) * w.unsqueeze(-1)).view(edges, rows, channels)
             return torch.matmul(self.gather_out, t)  # (E, S_out, C): paths summed per output component
-        # (E, S_out, S_in, H): weighted couplings summed over the paths of each output component
-        aw = (a.unsqueeze(-1) * w.unsqueeze(2)).view(edges, rows, s_in * heads)  # (E, R, S_in*H)
-        s_out = self.gather_out.shape[0]  # explicit sizes, not -1: a structure without edges works
-        b = torch.matmul(self.gather_out, aw).view(edges, s_out, s_in, heads)  # summed per output component
-        b = b.permute(0, 3, 1, 2).reshape(edges * heads, s_out, s_in)
+        # (E H, S_out, S_in): weighted couplings summed over the paths of each output component
+        s_out = self.gather_out.shape[0]
+        b = self.edge_blocks(sh, weights, self.path_couplings).view(edges * heads, s_out, s_in)
         xh = x.view(edges, s_in, heads, channels // heads).transpose(1, 2).reshape(edges * heads, s_in,
                                                                                   channels // heads)
         out = torch.bmm(b, xh)  # (E*H, S_out, C/H)
