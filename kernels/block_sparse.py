@@ -18,8 +18,9 @@ differentiable again (each is the other's backward), so derivatives of every ord
 force training works through it. The layers of one model call share the edges: their pattern (the
 row pointers and the transposed order) is made once per edge_index tensor.
 
-The reference (gather, batched matmul, index_add) runs on CUDA, in TorchScript, under tracing
-(``mlip.kernels.backend("torch")``) and for dtypes the sparse product does not take.
+TorchScript takes no autograd Function: there the sum runs as block_aggregate_by_targets (one
+wide product per target, plain torch). The reference (gather, batched matmul, index_add) runs on
+CUDA, under tracing (``mlip.kernels.backend("torch")``) and for dtypes the sparse product does not take.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch
 from mlip.kernels.dispatch import get_backend
 from mlip.kernels.recompute import wanted_gradients
 
-EDGE_CHUNK = 1024  # edges per chunk of the blocks' gradient: (chunk, A, C) gathers that stay in cache
+EDGE_CHUNK = 1024  # padded edge slots per block of targets in the blocks' gradient (gathers that stay in cache)
 
 
 def block_aggregate_reference(blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
@@ -41,6 +42,31 @@ def block_aggregate_reference(blocks: torch.Tensor, x: torch.Tensor, edge_index:
     """The torch reference: gather the senders, one matrix product per edge, sum at the receivers."""
     messages = torch.bmm(blocks, x.index_select(0, edge_index[0]))
     return x.new_zeros(num_targets, blocks.shape[1], x.shape[2]).index_add(0, edge_index[1], messages)
+
+
+def block_aggregate_by_targets(blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
+                               num_targets: int) -> torch.Tensor:
+    """The same sum in plain torch, one wide product per target: each target's blocks side by side
+    (A, D B) times its senders' features stacked (D B, C), padded with zeros to the largest degree
+    D: one batched matrix product (N_t, A, D B) @ (N_t, D B, C), no index_add, differentiable by
+    autograd (the blocks' gradient is again one wide product per target). What TorchScript runs
+    (it takes no autograd Function); where padding would more than double the edges, the reference."""
+    source, target = edge_index[0], edge_index[1]
+    edges, a, b = blocks.shape[0], blocks.shape[1], blocks.shape[2]
+    counts = torch.bincount(target, minlength=num_targets)
+    degree = int(counts.max()) if edges > 0 else 0
+    if edges == 0 or num_targets * degree > 2 * edges:
+        return block_aggregate_reference(blocks, x, edge_index, num_targets)
+    order = torch.argsort(target, stable=True)
+    first = torch.cumsum(counts, 0) - counts  # each target's first edge in the sorted order
+    sorted_target = target.index_select(0, order)
+    slot = sorted_target * degree + torch.arange(edges, device=x.device) - first.index_select(0, sorted_target)
+    senders = torch.full([num_targets * degree], x.shape[0], dtype=source.dtype, device=x.device)
+    senders = senders.index_copy(0, slot, source.index_select(0, order))  # x.shape[0]: a zero row
+    padded_x = torch.cat([x, x.new_zeros(1, b, x.shape[2])]).index_select(0, senders)  # (N_t D, B, C)
+    padded = blocks.new_zeros(num_targets * degree, a, b).index_copy(0, slot, blocks.index_select(0, order))
+    wide = padded.view(num_targets, degree, a, b).transpose(1, 2).reshape(num_targets, a, degree * b)
+    return torch.bmm(wide, padded_x.view(num_targets, degree * b, x.shape[2]))
 
 
 class BlockPattern:
@@ -73,8 +99,8 @@ class BlockPattern:
         a, b, c = blocks.shape[1], blocks.shape[2], x.shape[2]
         if blocks.shape[0] == 0 or c == 0:
             return x.new_zeros(self.num_targets, a, c)
-        if self.order is not None:
-            blocks = blocks.index_select(0, self.order)
+        if self.order is not None:  # a transposed view (the backward's) first made contiguous: a faster gather
+            blocks = blocks.contiguous().index_select(0, self.order)
         features = x.reshape(self.num_sources * b, c).contiguous()
         with warnings.catch_warnings():  # torch calls its sparse layouts beta; the products used here are tested
             warnings.simplefilter("ignore", UserWarning)
@@ -94,13 +120,35 @@ class BlockPattern:
         return (matrix @ features).view(a, self.num_targets, c).transpose(0, 1)
 
     def edge_products(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """h[e] = g[target[e]] @ x[source[e]]^T: (N_t, A, C), (N_s, B, C) -> (E, A, B)."""
-        edges = self.target.shape[0]
-        out = g.new_empty(edges, g.shape[1], x.shape[1])
-        for start in range(0, edges, EDGE_CHUNK):
-            stop = min(start + EDGE_CHUNK, edges)
-            torch.bmm(g.index_select(0, self.target[start:stop]),
-                      x.index_select(0, self.source[start:stop]).transpose(1, 2), out=out[start:stop])
+        """h[e] = g[target[e]] @ x[source[e]]^T: (N_t, A, C), (N_s, B, C) -> (E, A, B).
+
+        By blocks of targets: a target's row g[t] (A, C) meets all its senders at once, (A, C) @ (C,
+        degree B), one batched product over the block's targets with their senders gathered and
+        padded to the block's largest degree (zero rows), so only the senders are gathered and each
+        product is wide (on CPU about twice as fast as one (A, C) @ (C, B) product per edge)."""
+        edges, a, b = self.target.shape[0], g.shape[1], x.shape[1]
+        out = g.new_empty(edges, a, b)
+        if edges == 0:
+            return out
+        counts = self.rows.diff()
+        padded = torch.cat([x, x.new_zeros(1, b, x.shape[2])])  # row num_sources: the padding's zeros
+        per_block = max(1, EDGE_CHUNK // max(1, int(counts.max())))
+        for first in range(0, self.num_targets, per_block):
+            last = min(first + per_block, self.num_targets)
+            start, stop = int(self.rows[first]), int(self.rows[last])
+            if start == stop:
+                continue
+            degree = int(counts[first:last].max())
+            slots = self.rows[first:last, None] + torch.arange(degree, device=x.device)  # (n, D) sorted edges
+            valid = slots < self.rows[first + 1:last + 1, None]
+            senders = torch.where(valid, self.columns[slots.clamp(max=edges - 1)], self.num_sources)
+            gathered = padded.index_select(0, senders.reshape(-1)).view(last - first, degree * b, -1)
+            products = torch.bmm(g[first:last], gathered.transpose(1, 2))  # (n, A, D B)
+            products = products.view(last - first, a, degree, b).transpose(1, 2)[valid]  # (sorted edges, A, B)
+            if self.order is None:
+                out[start:stop] = products
+            else:
+                out.index_copy_(0, self.order[start:stop], products)
         return out
 
 
@@ -168,9 +216,11 @@ def _block_aggregate_sparse(blocks: torch.Tensor, x: torch.Tensor, edge_index: t
 
 def block_aggregate(blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor, num_targets: int) -> torch.Tensor:
     """out[i] = sum_{e: target[e] = i} blocks[e] @ x[source[e]], (source, target) = edge_index;
-    (E, A, B), (N_s, B, C) -> (N_t, A, C). The sparse product on CPU, the reference elsewhere (see
-    the module's docstring)."""
+    (E, A, B), (N_s, B, C) -> (N_t, A, C). The sparse product on CPU, block_aggregate_by_targets in
+    TorchScript, the reference elsewhere (see the module's docstring)."""
     if not torch.jit.is_scripting():
         if sparse_product_available(x):
             return _block_aggregate_sparse(blocks, x, edge_index, num_targets)
+    else:
+        return block_aggregate_by_targets(blocks, x, edge_index, num_targets)
     return block_aggregate_reference(blocks, x, edge_index, num_targets)

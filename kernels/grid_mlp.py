@@ -20,6 +20,8 @@ the torch reference, recomputed and differentiated (mlip.kernels.recompute).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from mlip.kernels.dispatch import HAS_TRITON, get_backend, use_triton
@@ -132,6 +134,22 @@ def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, 
     return torch.einsum("sp,npc->nsc", from_grid, torch.nn.functional.linear(hidden, out_w).view(n, p, out_w.shape[0]))
 
 
+def grid_mlp_on_coefficients(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
+    """The same map in plain torch with the channel maps on the harmonic coefficients (linear maps
+    commute with the projections: S/P of the reference's multiply-adds), differentiable by autograd
+    to any order: what TorchScript runs (it takes no autograd Function)."""
+    n, s, c = x.shape
+    h = left_w.shape[0]
+    rows = x.reshape(n * s, c)
+    to_grid = to_grid.to(x.dtype)
+    # the two maps apart, not sliced from one product: a slice's gradient would fill a grid-sized zero tensor
+    left = torch.matmul(to_grid, (rows @ left_w.to(x.dtype).t()).view(n, s, h)) + left_b.to(x.dtype)  # (N, P, H)
+    right = torch.matmul(to_grid, (rows @ right_w.to(x.dtype).t()).view(n, s, h)) + right_b.to(x.dtype)
+    back = torch.matmul(from_grid.to(x.dtype), left * right)  # (N, S_out, H)
+    return (back.reshape(n * from_grid.shape[0], h) @ out_w.to(x.dtype).t()).view(n, from_grid.shape[0],
+                                                                                  out_w.shape[0])
+
+
 def _cast(x, *weights):
     return [t.to(x.dtype).contiguous() for t in weights]
 
@@ -175,30 +193,62 @@ def _launch_backward(grad, x, to_grid, from_grid, left_w, left_b, right_w, right
     return dx
 
 
-def _forward_cpu(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
-    """The CPU implementation of the forward (see the module's docstring)."""
+def _coefficients(x, to_grid, left_w, left_b, right_w, right_b):
+    """Both linear maps on the harmonic coefficients, (N, S, 2H), and whether the biases are in
+    them: a bias is constant over the grid, so where to_grid's first column (the constant harmonic,
+    Y_00) is one value c, bias / c on that coefficient puts it in every grid value and the grid
+    needs a plain product (no broadcast copy of the bias per block)."""
     n, s, c = x.shape
+    both = torch.cat([left_w, right_w])  # (2H, C)
+    coefficients = (x.reshape(n * s, c) @ both.t()).view(n, s, both.shape[0])
+    folded = _bias_folded(to_grid)
+    if folded:
+        coefficients[:, 0] += torch.cat([left_b, right_b]) / to_grid[0, 0]
+    return coefficients, both, folded
+
+
+def _bias_folded(to_grid) -> bool:
+    constant = to_grid[:, 0]
+    return bool((constant == constant[0]).all()) and bool(constant[0] != 0)
+
+
+def _grid_values(coefficients, to_grid, bias, folded: bool):
+    """(k, S, 2H) coefficients of a block of atoms -> (k, P, 2H) grid values of both linear maps."""
+    if folded:
+        return torch.matmul(to_grid, coefficients)
+    return torch.baddbmm(bias, to_grid.expand(coefficients.shape[0], -1, -1), coefficients)
+
+
+def _forward_cpu(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w, keep: Optional[list] = None):
+    """The CPU implementation of the forward (see the module's docstring); appends the coefficients
+    of both linear maps to ``keep`` (the backward's, saved rather than recomputed)."""
+    n = x.shape[0]
     h = left_w.shape[0]
     to_grid, from_grid, left_w, left_b, right_w, right_b, out_w = _cast(x, to_grid, from_grid, left_w, left_b,
                                                                          right_w, right_b, out_w)
-    coefficients = (x.reshape(n * s, c) @ torch.cat([left_w, right_w]).t()).view(n, s, 2 * h)
+    coefficients, _, folded = _coefficients(x, to_grid, left_w, left_b, right_w, right_b)
+    if keep is not None:
+        keep.append(coefficients)
     bias = torch.cat([left_b, right_b])
     back = x.new_empty(n, from_grid.shape[0], h)
     for start in range(0, n, GRID_NODES):
-        block = coefficients[start:start + GRID_NODES]
-        grid = torch.baddbmm(bias, to_grid.expand(block.shape[0], -1, -1), block)  # (k, P, 2H)
+        grid = _grid_values(coefficients[start:start + GRID_NODES], to_grid, bias, folded)  # (k, P, 2H)
         torch.matmul(from_grid, grid[..., :h] * grid[..., h:], out=back[start:start + GRID_NODES])
     return (back.view(-1, h) @ out_w.t()).view(n, from_grid.shape[0], out_w.shape[0])
 
 
-def _backward_cpu(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
-    """dx (N, S, C) for the output gradient ``grad`` (N, S_out, C_out), CPU, by blocks of atoms."""
+def _backward_cpu(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w,
+                  coefficients: Optional[torch.Tensor] = None):
+    """dx (N, S, C) for the output gradient ``grad`` (N, S_out, C_out), CPU, by blocks of atoms;
+    ``coefficients``: the forward's (else recomputed)."""
     n, s, c = x.shape
     h = left_w.shape[0]
     to_grid, from_grid, left_w, left_b, right_w, right_b, out_w = _cast(x, to_grid, from_grid, left_w, left_b,
                                                                          right_w, right_b, out_w)
-    both = torch.cat([left_w, right_w])  # (2H, C)
-    coefficients = (x.reshape(n * s, c) @ both.t()).view(n, s, 2 * h)
+    if coefficients is None:
+        coefficients, both, folded = _coefficients(x, to_grid, left_w, left_b, right_w, right_b)
+    else:
+        both, folded = torch.cat([left_w, right_w]), _bias_folded(to_grid)
     bias = torch.cat([left_b, right_b])
     d_back = (grad.to(x.dtype).reshape(-1, grad.shape[-1]) @ out_w).view(n, from_grid.shape[0], h)  # (N, S_out, H)
     d_coefficients = x.new_empty(n, s, 2 * h)
@@ -207,7 +257,7 @@ def _backward_cpu(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b,
     for start in range(0, n, GRID_NODES):
         block = slice(start, start + GRID_NODES)
         k = coefficients[block].shape[0]
-        grid = torch.baddbmm(bias, to_grid.expand(k, -1, -1), coefficients[block])  # (k, P, 2H)
+        grid = _grid_values(coefficients[block], to_grid, bias, folded)  # (k, P, 2H)
         d_hidden = torch.matmul(from_grid_t, d_back[block])  # (k, P, H)
         torch.mul(d_hidden, grid[..., h:], out=d_grid[:k, :, :h])
         torch.mul(d_hidden, grid[..., :h], out=d_grid[:k, :, h:])
@@ -215,19 +265,24 @@ def _backward_cpu(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b,
     return (d_coefficients.view(n * s, 2 * h) @ both).view(n, s, c)
 
 
-def _forward(*inputs):
-    return _launch(*inputs) if use_triton(inputs[0]) else _forward_cpu(*inputs)
+def _forward(*inputs, keep: Optional[list] = None):
+    return _launch(*inputs) if use_triton(inputs[0]) else _forward_cpu(*inputs, keep=keep)
 
 
-def _backward(grad, *inputs):
-    return _launch_backward(grad, *inputs) if use_triton(inputs[0]) else _backward_cpu(grad, *inputs)
+def _backward(grad, coefficients, *inputs):
+    if use_triton(inputs[0]):
+        return _launch_backward(grad, *inputs)
+    return _backward_cpu(grad, *inputs, coefficients=coefficients)
 
 
 class _GridMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, *inputs):
         ctx.save_for_backward(*inputs)
-        return _forward(*inputs)
+        keep = []
+        out = _forward(*inputs, keep=keep)
+        ctx.coefficients = keep[0] if keep else None  # an intermediate, never part of the autograd graph
+        return out
 
     @staticmethod
     def backward(ctx, grad):
@@ -237,7 +292,7 @@ class _GridMLP(torch.autograd.Function):
             return tuple(reference_vjp(grid_mlp_reference, inputs, wanted, grad))
         if not wanted[0]:
             return (None,) * len(inputs)
-        return (_GridMLPBackward.apply(grad, *inputs),) + (None,) * (len(inputs) - 1)
+        return (_GridMLPBackward.apply(grad, *inputs, ctx.coefficients),) + (None,) * (len(inputs) - 1)
 
 
 def _reference_dx(grad, x, *weights):
@@ -245,18 +300,20 @@ def _reference_dx(grad, x, *weights):
 
 
 class _GridMLPBackward(torch.autograd.Function):
-    """(grad, x, weights...) -> dx by the fused kernel (or the CPU implementation); its own backward
-    (the double backward of training on forces) is the reference's, recomputed."""
+    """(grad, x, weights..., the forward's coefficients or None) -> dx by the fused kernel (or the
+    CPU implementation); its own backward (the double backward of training on forces) is the
+    reference's, recomputed."""
 
     @staticmethod
-    def forward(ctx, grad, *inputs):
+    def forward(ctx, grad, *inputs_and_coefficients):
+        *inputs, coefficients = inputs_and_coefficients
         ctx.save_for_backward(grad, *inputs)
-        return _backward(grad, *inputs)
+        return _backward(grad, coefficients, *inputs)
 
     @staticmethod
     def backward(ctx, grad_dx):
         saved = ctx.saved_tensors
-        return tuple(reference_vjp(_reference_dx, saved, wanted_gradients(ctx, saved), grad_dx))
+        return (*reference_vjp(_reference_dx, saved, wanted_gradients(ctx, saved), grad_dx), None)
 
 
 def cpu_inference_available(x: torch.Tensor) -> bool:
@@ -269,8 +326,11 @@ def grid_mlp(x: torch.Tensor, to_grid: torch.Tensor, from_grid: torch.Tensor, le
              left_b: torch.Tensor, right_w: torch.Tensor, right_b: torch.Tensor, out_w: torch.Tensor,
              inference: bool = False) -> torch.Tensor:
     """(N, S, C) -> (N, S, C_out), the fused sphere-grid product MLP: Triton (CUDA), the CPU
-    implementation (``inference``: a module in eval mode) or the reference."""
+    implementation (``inference``: a module in eval mode), in TorchScript grid_mlp_on_coefficients,
+    else the reference."""
     if not torch.jit.is_scripting():
         if use_triton(x) or (inference and cpu_inference_available(x)):
             return _GridMLP.apply(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
+    else:  # TorchScript: no autograd Function, the coefficients' order in plain torch
+        return grid_mlp_on_coefficients(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
     return grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)

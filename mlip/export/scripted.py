@@ -7,12 +7,23 @@ engines. Units as everywhere in mlip: Å, eV, eV/Å, stress eV/Å^3 with ASE's s
 
 from __future__ import annotations
 
+import copy
 from typing import Dict, List
 
 import torch
 from torch import nn
 
 from mlip.graph.neighbors import cap_neighbors, neighbor_list_torch
+
+
+def frozen(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode whose weights want no gradient: the scripted backward then
+    computes the gradients that forces and stress need, not the weights' as well (TorchScript's
+    differentiable graphs compute every gradient their inputs ask for; about a fifth of a step)."""
+    model = copy.deepcopy(model).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
 
 
 class ScriptablePotential(nn.Module):
@@ -35,7 +46,7 @@ class ScriptablePotential(nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        self.model = model.eval()
+        self.model = frozen(model)
         self.cutoff = float(model.cutoff)
         self.max_neighbors = int(model.max_neighbors or 0)
         self.known_species = model.known_species.clone()
@@ -155,7 +166,7 @@ class ScriptableForecaster(nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        self.model = model.eval()
+        self.model = frozen(model)
         self.cutoff = float(model.cutoff)
         self.max_neighbors = model.max_neighbors
         self.conserve_angular_momentum = bool(model.conserve_angular_momentum)

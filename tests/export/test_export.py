@@ -131,6 +131,15 @@ def test_torchscript_runs_with_torch_alone(tmp_path):
                                rtol=1e-8, atol=1e-12)
 
 
+def test_torchscript_weights_want_no_gradient_and_the_callers_model_keeps_them(tmp_path):
+    """The scripted backward computes what forces and stress need, not the weights' gradients; the
+    exported model (a copy) is frozen, the caller's keeps its trainable weights."""
+    model = make("facet")
+    scripted = torch.jit.load(export(model, tmp_path / "model.pt", "torchscript"))
+    assert not any(p.requires_grad for p in scripted.parameters())
+    assert all(p.requires_grad for p in model.parameters())
+
+
 def test_calculator_accepts_exported_file(tmp_path):
     model = make("facet").eval()
     path = export(model, tmp_path / "model.pt", "torchscript")

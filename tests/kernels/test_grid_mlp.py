@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from mlip.kernels import backend, grid_mlp, grid_mlp_reference
+from mlip.kernels.grid_mlp import grid_mlp_on_coefficients
 from mlip.kernels.launch import launches
 from mlip.nn.grid_mlp import GridProductMLP
 from tests.kernels.compare import DEVICE, assert_matches_reference
@@ -60,10 +61,17 @@ def test_fused_backward_for_x_with_derivatives(nodes, lmax, channels, hidden, ch
 
 
 @pytest.mark.parametrize("nodes", [0, 3, 70])  # none, one block, several blocks of GRID_NODES atoms
-def test_cpu_inference_path_equals_reference_with_derivatives(nodes):
+@pytest.mark.parametrize("constant_harmonic", [True, False])
+def test_cpu_inference_path_equals_reference_with_derivatives(nodes, constant_harmonic):
     """The CPU implementation (eval mode: channel maps on the coefficients, blocks of atoms, no
-    stored grid) against the reference, weights' gradients and second derivatives included."""
+    stored grid) against the reference, weights' gradients and second derivatives included; with
+    the spherical grid (its first column, Y_00, constant: the biases go on that coefficient) and
+    with a projection whose first column varies (the biases added on the grid)."""
     _, x, grid, weights = case(nodes, 2, 5, 7, 4, device="cpu")
+    if not constant_harmonic:
+        to_grid = grid[0].clone()
+        to_grid[:, 0] += torch.linspace(0.0, 0.5, to_grid.shape[0], dtype=to_grid.dtype)
+        grid = (to_grid, grid[1])
     assert_matches_reference(
         lambda x, lw, ob: grid_mlp(x, *grid, lw, weights[1], weights[2], weights[3], ob, inference=True),
         lambda x, lw, ob: grid_mlp_reference(x, *grid, lw, weights[1], weights[2], weights[3], ob),
@@ -72,25 +80,40 @@ def test_cpu_inference_path_equals_reference_with_derivatives(nodes):
 
 def test_eval_mode_forces_run_the_cpu_forward_and_backward(monkeypatch):
     """A module in eval mode on CPU runs the CPU forward and, for forces (x alone), the CPU
-    backward; in training mode the reference; the gradients agree."""
+    backward with the forward's coefficients; in training mode the reference; the gradients agree."""
     import importlib
 
     kernel = importlib.import_module("mlip.kernels.grid_mlp")  # the module (mlip.kernels.grid_mlp is also the function)
 
     module, x, _, _ = case(70, 2, 8, 16, 8, device="cpu")
-    calls = {"forward": 0, "backward": 0}
+    calls = {"forward": 0, "backward": 0, "coefficients": 0}
 
     def spy(name, function):
-        def counted(*args):
+        def counted(*args, **kwargs):
             calls[name] += 1
-            return function(*args)
+            return function(*args, **kwargs)
         return counted
 
     monkeypatch.setattr(kernel, "_forward_cpu", spy("forward", kernel._forward_cpu))
     monkeypatch.setattr(kernel, "_backward_cpu", spy("backward", kernel._backward_cpu))
+    monkeypatch.setattr(kernel, "_coefficients", spy("coefficients", kernel._coefficients))
     expected = torch.autograd.grad(module(x).square().sum(), x)[0]  # training mode: the reference
-    assert calls == {"forward": 0, "backward": 0}
+    assert calls == {"forward": 0, "backward": 0, "coefficients": 0}
     module.eval()
     forces_like = torch.autograd.grad(module(x).square().sum(), x)[0]
-    assert calls == {"forward": 1, "backward": 1}
+    assert calls == {"forward": 1, "backward": 1, "coefficients": 1}  # the backward takes the forward's
     torch.testing.assert_close(forces_like, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("nodes", [0, 3])
+def test_on_coefficients_equals_reference_with_derivatives_and_is_what_torchscript_runs(nodes):
+    """The plain-torch order of the CPU implementation (TorchScript's), weights' gradients and
+    second derivatives included; a scripted module takes it."""
+    module, x, grid, weights = case(nodes, 2, 5, 7, 4, device="cpu")
+    assert_matches_reference(
+        lambda x, lw, ob: grid_mlp_on_coefficients(x, *grid, lw, weights[1], weights[2], weights[3], ob),
+        lambda x, lw, ob: grid_mlp_reference(x, *grid, lw, weights[1], weights[2], weights[3], ob),
+        [x, weights[0], weights[4]], kernel_backend="torch")
+    assert "grid_mlp_on_coefficients" in torch.jit.script(grid_mlp).code
+    scripted = torch.jit.script(module.eval())
+    torch.testing.assert_close(scripted(x), grid_mlp_reference(x, *grid, *weights), rtol=1e-10, atol=1e-12)
