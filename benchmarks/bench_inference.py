@@ -128,8 +128,8 @@ def worker(model: str, system: str, steps: int, device: str) -> dict:
         if periodic:
             atoms.get_stress()
 
-    step()  # warm-up: graph building, lazy initialisation, kernel compilation
-    step()
+    for _ in range(3):  # warm-up: lazy initialisation, kernel compilation, TorchScript's profiling runs (three)
+        step()
     cuda = device == "cuda"
     if cuda:
         torch.cuda.synchronize()

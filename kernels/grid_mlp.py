@@ -134,18 +134,23 @@ def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, 
     return torch.einsum("sp,npc->nsc", from_grid, torch.nn.functional.linear(hidden, out_w).view(n, p, out_w.shape[0]))
 
 
-def grid_mlp_on_coefficients(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
+def grid_mlp_on_coefficients(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w,
+                             block: int = GRID_NODES):
     """The same map in plain torch with the channel maps on the harmonic coefficients (linear maps
-    commute with the projections: S/P of the reference's multiply-adds), differentiable by autograd
-    to any order: what TorchScript runs (it takes no autograd Function)."""
+    commute with the projections: S/P of the reference's multiply-adds), the grid made by blocks of
+    ``block`` atoms that stay in cache, differentiable by autograd to any order: what TorchScript
+    runs (it takes no autograd Function)."""
     n, s, c = x.shape
     h = left_w.shape[0]
     rows = x.reshape(n * s, c)
-    to_grid = to_grid.to(x.dtype)
-    # the two maps apart, not sliced from one product: a slice's gradient would fill a grid-sized zero tensor
-    left = torch.matmul(to_grid, (rows @ left_w.to(x.dtype).t()).view(n, s, h)) + left_b.to(x.dtype)  # (N, P, H)
-    right = torch.matmul(to_grid, (rows @ right_w.to(x.dtype).t()).view(n, s, h)) + right_b.to(x.dtype)
-    back = torch.matmul(from_grid.to(x.dtype), left * right)  # (N, S_out, H)
+    to_grid, from_grid = to_grid.to(x.dtype), from_grid.to(x.dtype)
+    left_b, right_b = left_b.to(x.dtype), right_b.to(x.dtype)
+    # the two maps apart and split (not sliced) into blocks: a slice's gradient fills a zero tensor of the whole
+    lefts = (rows @ left_w.to(x.dtype).t()).view(n, s, h).split(block)
+    rights = (rows @ right_w.to(x.dtype).t()).view(n, s, h).split(block)
+    backs = [torch.matmul(from_grid, (torch.matmul(to_grid, left) + left_b) * (torch.matmul(to_grid, right) + right_b))
+             for left, right in zip(lefts, rights)]  # (k, S_out, H) each
+    back = torch.cat(backs) if len(backs) > 0 else x.new_zeros(0, from_grid.shape[0], h)
     return (back.reshape(n * from_grid.shape[0], h) @ out_w.to(x.dtype).t()).view(n, from_grid.shape[0],
                                                                                   out_w.shape[0])
 
