@@ -38,7 +38,7 @@ from record import recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMESTEP_FS = {"aspirin": 0.5}  # every other system: 1 fs
-WARMUP = 2
+WARMUP = 3  # TorchScript (LAMMPS) optimises its graph over its first three calls
 
 
 def ns_per_day(steps: int, seconds: float, timestep_fs: float) -> float:
