@@ -19,7 +19,8 @@ from mlip.graph.neighbors import cap_neighbors, neighbor_list_torch
 def frozen(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in eval mode whose weights want no gradient: the scripted backward then
     computes the gradients that forces and stress need, not the weights' as well (TorchScript's
-    differentiable graphs compute every gradient their inputs ask for; about a fifth of a step)."""
+    differentiable graphs compute every gradient their inputs ask for: 13% of a step of Facet "mp" on
+    512 Si atoms)."""
     model = copy.deepcopy(model).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
