@@ -8,7 +8,7 @@ engines. Units as everywhere in mlip: Å, eV, eV/Å, stress eV/Å^3 with ASE's s
 from __future__ import annotations
 
 import copy
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -94,6 +94,30 @@ class ScriptablePotential(nn.Module):
 
 
     @torch.jit.export
+    def owned_reach(self, edge_index: torch.Tensor, num_atoms: int, nlocal: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """What the owned atoms' energies depend on: the atoms within interaction_hops hops of an
+        owned atom (atoms (M,), owned first, in order) and the edges into atoms within
+        interaction_hops - 1 hops, numbered over those M atoms ((2, E')). An atom's features after
+        block k come from its incoming edges, and only atoms within interaction_hops - k hops of
+        an owned atom matter after block k; so the edges into the outermost shell carry nothing to
+        an owned atom (their gradient is zero), and atoms beyond it (the neighbour list's skin,
+        atoms the graph does not reach in time) are left out."""
+        source, target = edge_index[0], edge_index[1]
+        within = torch.zeros(num_atoms, dtype=torch.bool, device=edge_index.device)
+        within[:nlocal] = True
+        inner = within
+        for hop in range(self.interaction_hops):
+            if hop == self.interaction_hops - 1:
+                inner = within
+            grown = within.clone()
+            grown[source[within[target]]] = True
+            within = grown
+        atoms = within.nonzero().flatten()
+        numbering = torch.full([num_atoms], -1, dtype=torch.long, device=edge_index.device)
+        numbering[atoms] = torch.arange(atoms.shape[0], device=edge_index.device)
+        return atoms, numbering[edge_index[:, inner[target]]]
+
+    @torch.jit.export
     def lammps(self, pos: torch.Tensor, atomic_numbers: torch.Tensor, edge_index: torch.Tensor, nlocal: int,
                atom_virials: bool = False) -> Dict[str, torch.Tensor]:
         """One rank's energies, forces and virials.
@@ -129,12 +153,15 @@ class ScriptablePotential(nn.Module):
                                  self.max_neighbors)
             edge_index = edge_index[:, keep]
             source, target = edge_index[0], edge_index[1]
-        vec = (pos[target] - pos[source]).detach().requires_grad_(True)
         n = atomic_numbers.shape[0]
-        batch = torch.zeros(n, dtype=torch.long, device=pos.device)
+        atoms, local_edges = self.owned_reach(edge_index, n, nlocal)
+        source, target = atoms[local_edges[0]], atoms[local_edges[1]]
+        vec = (pos[target] - pos[source]).detach().requires_grad_(True)
+        m = atoms.shape[0]
+        batch = torch.zeros(m, dtype=torch.long, device=pos.device)
         charge = torch.zeros(1, dtype=torch.long, device=pos.device)
         spin = torch.ones(1, dtype=torch.long, device=pos.device)
-        e_atom, _ = self.model.total_atom_energies(atomic_numbers, edge_index, vec, batch, 1, charge, spin)
+        e_atom, _ = self.model.total_atom_energies(atomic_numbers[atoms], local_edges, vec, batch, 1, charge, spin)
         e_local = e_atom[:nlocal]
         energy = e_local.sum()
         grad = torch.autograd.grad([energy], [vec], allow_unused=True)[0]

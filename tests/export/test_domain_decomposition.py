@@ -16,6 +16,9 @@ from mlip.models import registered
 from tests.models.structures import STRUCTURES, make
 
 
+SKIN = 1.0  # Å
+
+
 def rank_share(atoms, owned: np.ndarray, reach: float, cutoff: float):
     """(positions, numbers, originals, edge_index) of one rank: owned atoms first, then every
     periodic image within ``reach`` of an owned atom that is not an owned atom itself."""
@@ -47,7 +50,9 @@ def test_ranks_add_up_to_the_periodic_model(name, ranks):
     atom_virial = np.zeros((n, 6))
     for rank in range(ranks):
         owned = np.nonzero(slab == rank)[0]
-        pos, numbers, originals, edges = rank_share(atoms, owned, model.interaction_hops * model.cutoff + 0.01,
+        # ghosts out to hops x cutoff plus a neighbour-list skin, as LAMMPS sends them: atoms the
+        # owned atoms' energies do not depend on, which the model leaves out (owned_reach)
+        pos, numbers, originals, edges = rank_share(atoms, owned, model.interaction_hops * model.cutoff + SKIN,
                                                     model.cutoff)
         out = scripted.lammps(torch.tensor(pos), torch.tensor(numbers), torch.tensor(edges), len(owned), True)
         energy += float(out["energy"])
@@ -79,3 +84,19 @@ def test_a_ghost_shell_one_hop_short_changes_the_energy():
                                             model.cutoff)
         total += float(scripted.lammps(torch.tensor(pos), torch.tensor(numbers), torch.tensor(edges), len(owned))["energy"])
     assert abs(total - float(model(AtomicData.from_ase(atoms))["energy"][0].detach())) > 1e-6
+
+
+def test_only_what_the_owned_energies_depend_on_is_computed():
+    """A chain 0 - 1 - 2 - ... owned atom 0: with h interaction hops the atoms within h hops are
+    kept (owned first), and only the edges into atoms within h - 1 hops."""
+    potential = ScriptablePotential(make("facet").eval())
+    hops = potential.interaction_hops
+    n = hops + 3
+    links = torch.arange(n - 1)
+    edge_index = torch.cat([torch.stack([links, links + 1]), torch.stack([links + 1, links])], dim=1)
+    for scripted in (potential, torch.jit.script(potential)):
+        atoms, edges = scripted.owned_reach(edge_index, n, 1)
+        assert atoms.tolist() == list(range(hops + 1))
+        kept = {(int(atoms[s]), int(atoms[t])) for s, t in edges.t()}
+        expected = {(int(s), int(t)) for s, t in edge_index.t() if int(t) <= hops - 1}
+        assert kept == expected
