@@ -37,6 +37,25 @@ def parity_paths(lmax_in: int, lmax_sh: int, lmax_out: int) -> list[tuple[int, i
             if abs(l1 - l2) <= l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0]
 
 
+class _Outer(torch.autograd.Function):
+    """(B, P), (B, S) -> (B, P, S) outer products, broadcast multiplied; the backward as batched
+    matrix products, (B, P, S) @ (B, S, 1) and (B, 1, P) @ (B, P, S), instead of autograd's product
+    and sum over (B, P, S) temporaries (14 000 edges, P S = 99: 4.8 against 7.7 ms forward and
+    backward on the 2-core CPU); differentiable again (force training)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a.unsqueeze(-1) * b.unsqueeze(-2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        grad_a = torch.bmm(grad, b.unsqueeze(-1)).squeeze(-1) if ctx.needs_input_grad[0] else None
+        grad_b = torch.bmm(a.unsqueeze(-2), grad).squeeze(-2) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
 class EdgeTensorProduct(ExactBuffers):
     """forward(x (E, S_in, C), sh (E, S_sh), weights (E, P, H)) -> (E, S_out, C); H divides C."""
 
@@ -122,7 +141,11 @@ class EdgeTensorProduct(ExactBuffers):
         """Each edge's and head's weighted couplings, (E, H, K) for ``couplings`` (P S_sh, K): the
         outer product weights x harmonics times the couplings, one matrix product."""
         edges, heads = sh.shape[0], weights.shape[-1]
-        outer = weights.transpose(1, 2).unsqueeze(-1) * sh.unsqueeze(1).unsqueeze(1)  # (E, H, P, S_sh)
+        if torch.jit.is_scripting():
+            outer = weights.transpose(1, 2).unsqueeze(-1) * sh.unsqueeze(1).unsqueeze(1)  # (E, H, P, S_sh)
+        else:
+            per_head = weights.transpose(1, 2).reshape(edges * heads, weights.shape[1])
+            outer = _Outer.apply(per_head, sh if heads == 1 else sh.repeat_interleave(heads, dim=0))
         # explicit sizes, not -1: a structure without edges works
         return (outer.reshape(edges * heads, couplings.shape[0]) @ couplings).view(edges, heads, couplings.shape[1])
 
