@@ -85,6 +85,7 @@ class BlockPattern:
         counts = torch.bincount(target, minlength=self.num_targets)
         self.rows = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
         self._transposed: Optional[BlockPattern] = None
+        self._blocks: Optional[list] = None
 
     def transposed(self) -> "BlockPattern":
         if self._transposed is None:
@@ -125,31 +126,47 @@ class BlockPattern:
         By blocks of targets: a target's row g[t] (A, C) meets all its senders at once, (A, C) @ (C,
         degree B), one batched product over the block's targets with their senders gathered and
         padded to the block's largest degree (zero rows), so only the senders are gathered and each
-        product is wide (on CPU about twice as fast as one (A, C) @ (C, B) product per edge)."""
+        product is wide; the blocks are made once per pattern (2-core CPU, 9 x 9 blocks, 96 channels,
+        14 000 and 28 000 edges: 4.7 and 9.5 ms against 7.2 and 14.0 ms for one (A, C) @ (C, B)
+        product per edge)."""
         edges, a, b = self.target.shape[0], g.shape[1], x.shape[1]
         out = g.new_empty(edges, a, b)
         if edges == 0:
             return out
-        counts = self.rows.diff()
         padded = torch.cat([x, x.new_zeros(1, b, x.shape[2])])  # row num_sources: the padding's zeros
-        per_block = max(1, EDGE_CHUNK // max(1, int(counts.max())))
-        for first in range(0, self.num_targets, per_block):
-            last = min(first + per_block, self.num_targets)
-            start, stop = int(self.rows[first]), int(self.rows[last])
-            if start == stop:
-                continue
-            degree = int(counts[first:last].max())
-            slots = self.rows[first:last, None] + torch.arange(degree, device=x.device)  # (n, D) sorted edges
-            valid = slots < self.rows[first + 1:last + 1, None]
-            senders = torch.where(valid, self.columns[slots.clamp(max=edges - 1)], self.num_sources)
-            gathered = padded.index_select(0, senders.reshape(-1)).view(last - first, degree * b, -1)
+        for first, last, start, stop, degree, senders, valid in self._target_blocks():
+            gathered = padded.index_select(0, senders).view(last - first, degree * b, -1)
             products = torch.bmm(g[first:last], gathered.transpose(1, 2))  # (n, A, D B)
-            products = products.view(last - first, a, degree, b).transpose(1, 2)[valid]  # (sorted edges, A, B)
+            products = products.view(last - first, a, degree, b).transpose(1, 2).reshape(-1, a, b)
+            if valid is not None:  # (n D) slots -> the sorted edges
+                products = products.index_select(0, valid)
             if self.order is None:
                 out[start:stop] = products
             else:
                 out.index_copy_(0, self.order[start:stop], products)
         return out
+
+    def _target_blocks(self) -> list:
+        """The blocks of targets of edge_products, made once per pattern (the layers share it):
+        (first, last target, start, stop sorted edge, degree D, senders (n D,) with num_sources for
+        padding, the slots that hold edges (None: all of them))."""
+        if self._blocks is None:
+            counts = self.rows.diff()
+            per_block = max(1, EDGE_CHUNK // max(1, int(counts.max()))) if counts.numel() else 1
+            edges, blocks = self.columns.shape[0], []
+            for first in range(0, self.num_targets, per_block):
+                last = min(first + per_block, self.num_targets)
+                start, stop = int(self.rows[first]), int(self.rows[last])
+                if start == stop:
+                    continue
+                degree = int(counts[first:last].max())
+                slots = self.rows[first:last, None] + torch.arange(degree, device=self.rows.device)
+                valid = (slots < self.rows[first + 1:last + 1, None]).reshape(-1)
+                senders = torch.where(valid, self.columns[slots.reshape(-1).clamp(max=edges - 1)], self.num_sources)
+                blocks.append((first, last, start, stop, degree, senders,
+                               None if bool(valid.all()) else valid.nonzero().flatten()))
+            self._blocks = blocks
+        return self._blocks
 
 
 class _Aggregate(torch.autograd.Function):
