@@ -116,7 +116,7 @@ class EdgeTensorProduct(ExactBuffers):
         """The messages of the edges (source, target) = edge_index summed at each target:
         (N, S_in, C) -> (N, S_out, C)."""
         source, target = edge_index[0], edge_index[1]
-        edges, heads, channels = sh.shape[0], weights.shape[-1], x.shape[-1]
+        edges, heads = sh.shape[0], weights.shape[-1]
         if not self.blocks_first(x, heads):
             return scatter_sum(self.edge_messages(x, source, sh, weights), target, x.shape[0])
         blocks = self.edge_blocks(sh, weights, self.path_couplings).view(edges, heads, self.gather_out.shape[0],
