@@ -34,12 +34,14 @@ def attach(path) -> None:
 
 
 def commit() -> str:
-    """The short hash of HEAD, with "+changes" when tracked files differ from it."""
+    """The short hash of HEAD, with "+changes" when tracked files differ from it (records and their
+    figures aside: benchmarks run one after another write them)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/records")
+    return head + ("+changes" if changed else "")
 
 
 def machine() -> str:
