@@ -64,3 +64,26 @@ def test_every_record_the_page_includes_exists_and_names_its_run():
             assert re.search(rf"^\| {field} \| .+ \|$", text, re.M), (name, field)
     kept = {p.name for p in (ROOT / "benchmarks" / "records").glob("*.md")}
     assert kept == set(names), "records the page does not show: " + ", ".join(sorted(kept - set(names)))
+
+
+def test_the_commit_is_marked_changed_by_code_not_by_earlier_records(record, tmp_path, monkeypatch):
+    """Benchmarks run one after another: the records the first wrote do not mark the second's commit."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "benchmarks" / "records").mkdir(parents=True)
+    (repo / "code.py").write_text("x = 1\n")
+    (repo / "benchmarks" / "records" / "first.md").write_text("old\n")
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "start")
+    monkeypatch.setattr(record, "ROOT", repo)
+    (repo / "benchmarks" / "records" / "first.md").write_text("new\n")
+    assert re.fullmatch(r"[0-9a-f]{7,}", record.commit())
+    (repo / "code.py").write_text("x = 2\n")
+    assert record.commit().endswith("+changes")
