@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
@@ -44,6 +44,18 @@ def block_aggregate_reference(blocks: torch.Tensor, x: torch.Tensor, edge_index:
     return x.new_zeros(num_targets, blocks.shape[1], x.shape[2]).index_add(0, edge_index[1], messages)
 
 
+def padded_senders(rows: torch.Tensor, columns: torch.Tensor, num_sources: int,
+                   degree: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Each target's senders padded to ``degree``: for targets whose sorted edges run from rows[i]
+    to rows[i + 1] ((n + 1,) pointers into ``columns``, the senders in sorted order), the (n D,)
+    senders slot by slot, ``num_sources`` (a zero row) where a target has fewer edges, and the
+    (n D,) mask of the slots that hold an edge (in sorted edge order)."""
+    slots = rows[:-1, None] + torch.arange(degree, device=rows.device)  # (n, D) sorted edges
+    valid = (slots < rows[1:, None]).reshape(-1)
+    clamped = slots.reshape(-1).clamp(max=max(columns.shape[0] - 1, 0))
+    return torch.where(valid, columns[clamped], torch.full_like(clamped, num_sources)), valid
+
+
 def block_aggregate_by_targets(blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
                                num_targets: int) -> torch.Tensor:
     """The same sum in plain torch, one wide product per target: each target's blocks side by side
@@ -58,11 +70,9 @@ def block_aggregate_by_targets(blocks: torch.Tensor, x: torch.Tensor, edge_index
     if edges == 0 or num_targets * degree > 2 * edges:
         return block_aggregate_reference(blocks, x, edge_index, num_targets)
     order = torch.argsort(target, stable=True)
-    first = torch.cumsum(counts, 0) - counts  # each target's first edge in the sorted order
-    sorted_target = target.index_select(0, order)
-    slot = sorted_target * degree + torch.arange(edges, device=x.device) - first.index_select(0, sorted_target)
-    senders = torch.full([num_targets * degree], x.shape[0], dtype=source.dtype, device=x.device)
-    senders = senders.index_copy(0, slot, source.index_select(0, order))  # x.shape[0]: a zero row
+    rows = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+    senders, valid = padded_senders(rows, source.index_select(0, order), x.shape[0], degree)
+    slot = valid.nonzero().flatten()  # each sorted edge's slot
     padded_x = torch.cat([x, x.new_zeros(1, b, x.shape[2])]).index_select(0, senders)  # (N_t D, B, C)
     padded = blocks.new_zeros(num_targets * degree, a, b).index_copy(0, slot, blocks.index_select(0, order))
     wide = padded.view(num_targets, degree, a, b).transpose(1, 2).reshape(num_targets, a, degree * b)
@@ -153,16 +163,14 @@ class BlockPattern:
         if self._blocks is None:
             counts = self.rows.diff()
             per_block = max(1, EDGE_CHUNK // max(1, int(counts.max()))) if counts.numel() else 1
-            edges, blocks = self.columns.shape[0], []
+            blocks = []
             for first in range(0, self.num_targets, per_block):
                 last = min(first + per_block, self.num_targets)
                 start, stop = int(self.rows[first]), int(self.rows[last])
                 if start == stop:
                     continue
                 degree = int(counts[first:last].max())
-                slots = self.rows[first:last, None] + torch.arange(degree, device=self.rows.device)
-                valid = (slots < self.rows[first + 1:last + 1, None]).reshape(-1)
-                senders = torch.where(valid, self.columns[slots.reshape(-1).clamp(max=edges - 1)], self.num_sources)
+                senders, valid = padded_senders(self.rows[first:last + 1], self.columns, self.num_sources, degree)
                 blocks.append((first, last, start, stop, degree, senders,
                                None if bool(valid.all()) else valid.nonzero().flatten()))
             self._blocks = blocks
