@@ -18,9 +18,10 @@ differentiable again (each is the other's backward), so derivatives of every ord
 force training works through it. The layers of one model call share the edges: their pattern (the
 row pointers and the transposed order) is made once per edge_index tensor.
 
-TorchScript takes no autograd Function: there the sum runs as block_aggregate_by_targets (one
-wide product per target, plain torch). The reference (gather, batched matmul, index_add) runs on
-CUDA, under tracing (``mlip.kernels.backend("torch")``) and for dtypes the sparse product does not take.
+TorchScript takes no autograd Function: a scripted model calls the operator ``mlip::block_aggregate``
+(mlip.kernels.operators), whose kernel is this function. The reference (gather, batched matmul,
+index_add) runs on CUDA, under tracing (``mlip.kernels.backend("torch")``) and for dtypes the sparse
+product does not take.
 """
 
 from __future__ import annotations
@@ -54,29 +55,6 @@ def padded_senders(rows: torch.Tensor, columns: torch.Tensor, num_sources: int,
     valid = (slots < rows[1:, None]).reshape(-1)
     clamped = slots.reshape(-1).clamp(max=max(columns.shape[0] - 1, 0))
     return torch.where(valid, columns[clamped], torch.full_like(clamped, num_sources)), valid
-
-
-def block_aggregate_by_targets(blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
-                               num_targets: int) -> torch.Tensor:
-    """The same sum in plain torch, one wide product per target: each target's blocks side by side
-    (A, D B) times its senders' features stacked (D B, C), padded with zeros to the largest degree
-    D: one batched matrix product (N_t, A, D B) @ (N_t, D B, C), no index_add, differentiable by
-    autograd (the blocks' gradient is again one wide product per target). What TorchScript runs
-    (it takes no autograd Function); where padding would more than double the edges, the reference."""
-    source, target = edge_index[0], edge_index[1]
-    edges, a, b = blocks.shape[0], blocks.shape[1], blocks.shape[2]
-    counts = torch.bincount(target, minlength=num_targets)
-    degree = int(counts.max()) if edges > 0 else 0
-    if edges == 0 or num_targets * degree > 2 * edges:
-        return block_aggregate_reference(blocks, x, edge_index, num_targets)
-    order = torch.argsort(target, stable=True)
-    rows = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-    senders, valid = padded_senders(rows, source.index_select(0, order), x.shape[0], degree)
-    slot = valid.nonzero().flatten()  # each sorted edge's slot
-    padded_x = torch.cat([x, x.new_zeros(1, b, x.shape[2])]).index_select(0, senders)  # (N_t D, B, C)
-    padded = blocks.new_zeros(num_targets * degree, a, b).index_copy(0, slot, blocks.index_select(0, order))
-    wide = padded.view(num_targets, degree, a, b).transpose(1, 2).reshape(num_targets, a, degree * b)
-    return torch.bmm(wide, padded_x.view(num_targets, degree * b, x.shape[2]))
 
 
 class BlockPattern:
@@ -241,11 +219,10 @@ def _block_aggregate_sparse(blocks: torch.Tensor, x: torch.Tensor, edge_index: t
 
 def block_aggregate(blocks: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor, num_targets: int) -> torch.Tensor:
     """out[i] = sum_{e: target[e] = i} blocks[e] @ x[source[e]], (source, target) = edge_index;
-    (E, A, B), (N_s, B, C) -> (N_t, A, C). The sparse product on CPU, block_aggregate_by_targets in
-    TorchScript, the reference elsewhere (see the module's docstring)."""
-    if not torch.jit.is_scripting():
-        if sparse_product_available(x):
-            return _block_aggregate_sparse(blocks, x, edge_index, num_targets)
-    else:
-        return block_aggregate_by_targets(blocks, x, edge_index, num_targets)
+    (E, A, B), (N_s, B, C) -> (N_t, A, C). The sparse product on CPU, the reference elsewhere (see
+    the module's docstring); TorchScript calls the operator ``mlip::block_aggregate``."""
+    if torch.jit.is_scripting():  # the same code, as an operator (mlip.kernels.operators)
+        return torch.ops.mlip.block_aggregate(blocks.to(x.dtype), x, edge_index, num_targets)
+    if sparse_product_available(x):
+        return _block_aggregate_sparse(blocks, x, edge_index, num_targets)
     return block_aggregate_reference(blocks, x, edge_index, num_targets)

@@ -134,27 +134,6 @@ def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, 
     return torch.einsum("sp,npc->nsc", from_grid, torch.nn.functional.linear(hidden, out_w).view(n, p, out_w.shape[0]))
 
 
-def grid_mlp_on_coefficients(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w,
-                             block: int = GRID_NODES):
-    """The same map in plain torch with the channel maps on the harmonic coefficients (linear maps
-    commute with the projections: S/P of the reference's multiply-adds), the grid made by blocks of
-    ``block`` atoms that stay in cache, differentiable by autograd to any order: what TorchScript
-    runs (it takes no autograd Function)."""
-    n, s, c = x.shape
-    h = left_w.shape[0]
-    rows = x.reshape(n * s, c)
-    to_grid, from_grid = to_grid.to(x.dtype), from_grid.to(x.dtype)
-    left_b, right_b = left_b.to(x.dtype), right_b.to(x.dtype)
-    # the two maps apart and split (not sliced) into blocks: a slice's gradient fills a zero tensor of the whole
-    lefts = (rows @ left_w.to(x.dtype).t()).view(n, s, h).split(block)
-    rights = (rows @ right_w.to(x.dtype).t()).view(n, s, h).split(block)
-    backs = [torch.matmul(from_grid, (torch.matmul(to_grid, left) + left_b) * (torch.matmul(to_grid, right) + right_b))
-             for left, right in zip(lefts, rights)]  # (k, S_out, H) each
-    back = torch.cat(backs) if len(backs) > 0 else x.new_zeros(0, from_grid.shape[0], h)
-    return (back.reshape(n * from_grid.shape[0], h) @ out_w.to(x.dtype).t()).view(n, from_grid.shape[0],
-                                                                                  out_w.shape[0])
-
-
 def _cast(x, *weights):
     return [t.to(x.dtype).contiguous() for t in weights]
 
@@ -331,11 +310,11 @@ def grid_mlp(x: torch.Tensor, to_grid: torch.Tensor, from_grid: torch.Tensor, le
              left_b: torch.Tensor, right_w: torch.Tensor, right_b: torch.Tensor, out_w: torch.Tensor,
              inference: bool = False) -> torch.Tensor:
     """(N, S, C) -> (N, S, C_out), the fused sphere-grid product MLP: Triton (CUDA), the CPU
-    implementation (``inference``: a module in eval mode), in TorchScript grid_mlp_on_coefficients,
-    else the reference."""
+    implementation (``inference``: a module in eval mode), else the reference; TorchScript calls the
+    operator ``mlip::grid_mlp`` (mlip.kernels.operators), this function in inference mode."""
     if not torch.jit.is_scripting():
         if use_triton(x) or (inference and cpu_inference_available(x)):
             return _GridMLP.apply(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
-    else:  # TorchScript: no autograd Function, the coefficients' order in plain torch
-        return grid_mlp_on_coefficients(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
+    else:  # the same code, as an operator (mlip.kernels.operators)
+        return torch.ops.mlip.grid_mlp(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)
     return grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w)

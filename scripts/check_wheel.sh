@@ -26,6 +26,8 @@ from pathlib import Path
 import mlip.integrations.lammps as lammps_plugin
 for name in ("pair_mlip.cpp", "pair_mlip.h", "plugin.cpp", "CMakeLists.txt"):
     assert (Path(lammps_plugin.__file__).parent / name).is_file(), f"the wheel lacks the LAMMPS plugin's {name}"
+import mlip.kernels.operators
+assert mlip.kernels.operators.SOURCE.is_file(), "the wheel lacks mlip's operators (csrc/mlip_ops.cpp)"
 import mlip.analysis, mlip.simulate.forecast  # force-free MD: its package and its bundled trajectory
 assert (mlip.resources.data_dir() / "trajectories" / "quartz_bks_300K.lammpstrj.gz").is_file(), "no quartz trajectory"
 print(f"check_wheel: mlip {mlip.__version__} from {mlip.__file__}")

@@ -21,3 +21,19 @@ def data_dir() -> Path:
 
 def pytest_configure(config):
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+@pytest.fixture(scope="session")
+def operator_library(tmp_path_factory) -> Path:
+    """mlip's compiled operator library (mlip.export.native), built once per test session."""
+    from mlip.export.native import library
+
+    before = os.environ.get("MLIP_CACHE_DIR")
+    os.environ["MLIP_CACHE_DIR"] = str(tmp_path_factory.mktemp("operators"))
+    try:
+        return library()
+    finally:
+        if before is None:
+            os.environ.pop("MLIP_CACHE_DIR")
+        else:
+            os.environ["MLIP_CACHE_DIR"] = before

@@ -3,6 +3,8 @@
 //   mlip export CKPT --format torchscript --out model.pt
 //   ./mlip_energy model.pt structure.txt
 //
+// Built with mlip's operators (kernels/csrc/mlip_ops.cpp) compiled in: see CMakeLists.txt.
+//
 // structure.txt: a first line "a1x a1y a1z a2x a2y a2z a3x a3y a3z pbc_x pbc_y pbc_z" (cell rows in
 // Å, all zero for a molecule; pbc 0/1), then one line "Z x y z" (Å) per atom.
 // Prints the energy (eV), one line of forces (eV/Å) per atom and the stress (eV/Å^3, 3x3).

@@ -3,7 +3,8 @@
     export(model, path, format="torchscript" | "export" | "aoti")
     load_exported(path) -> ExportedPotential    (what mlip.load returns for such files)
 
-A TorchScript file needs only ``torch.jit.load``: ``forward(pos, atomic_numbers, cell, pbc, charge, spin)``
+A TorchScript file loads with ``torch.jit.load`` once mlip's operators are registered (import mlip, or
+:mod:`mlip.export.native` without it): ``forward(pos, atomic_numbers, cell, pbc, charge, spin)``
 gives energy, forces and stress of one structure (neighbour list inside), ``compute(...)`` takes a
 caller's neighbour list (see :class:`mlip.export.scripted.ScriptablePotential`). A torch.export
 program (``torch.export.load(path).module()``) takes the inputs of :mod:`mlip.export.program`.

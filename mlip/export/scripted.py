@@ -1,8 +1,8 @@
 """The module an exported potential runs: graph search, energy, forces and stress in TorchScript.
 
 :class:`ScriptablePotential` wraps any mlip Potential. Its methods take plain tensors, so the
-scripted file needs nothing but torch (``torch.jit.load``) and works from C++ (libtorch) and MD
-engines. Units as everywhere in mlip: Å, eV, eV/Å, stress eV/Å^3 with ASE's sign.
+scripted file needs torch and mlip's two operators (mlip.kernels.operators) and works from C++
+(libtorch, the operators compiled in) and MD engines. Units as everywhere in mlip: Å, eV, eV/Å, stress eV/Å^3 with ASE's sign.
 """
 
 from __future__ import annotations

@@ -141,8 +141,10 @@ def cmd_export(args) -> int:
     export(model, out, args.format)
     print(f"mlip export: wrote {out} ({args.format}, {model.dtype}) in {time.perf_counter() - start:.1f} s")
     if args.format == "torchscript":
-        print(f"  load it with torch alone: m = torch.jit.load({out!r}); "
-              "out = m(pos, atomic_numbers, cell, pbc)  -> energy, forces, stress")
+        print(f"  load it: import mlip, torch; m = torch.jit.load({out!r}); "
+              "out = m(pos, atomic_numbers, cell, pbc)  -> energy, forces, stress\n"
+              "  without mlip: torch.ops.load_library(<the path `python -c \"from mlip.export.native import "
+              "library; print(library())\"` prints>) first")
     return 0
 
 

@@ -2,7 +2,6 @@
 through mlip.load / MLIPCalculator, and the TorchScript file runs with torch alone and from C++."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,8 +106,9 @@ def test_facet_options_export(option, fmt, tmp_path):
         assert_same(model(data(structure, torch.float64)), loaded(data(structure, torch.float64)))
 
 
-def test_torchscript_runs_with_torch_alone(tmp_path):
-    """A fresh interpreter that cannot import mlip loads the file and gets the eager numbers."""
+def test_torchscript_runs_with_torch_alone(tmp_path, operator_library):
+    """A fresh interpreter that cannot import mlip loads the compiled operator library and the file,
+    and gets the eager numbers."""
     model = make("facet").eval()
     path = export(model, tmp_path / "model.pt", "torchscript")
     atoms = STRUCTURES["triclinic"]()
@@ -118,6 +118,7 @@ def test_torchscript_runs_with_torch_alone(tmp_path):
     script = (
         "import sys; sys.modules['mlip'] = None\n"  # importing mlip would fail
         "import numpy as np, torch\n"
+        f"torch.ops.load_library({str(operator_library)!r})\n"
         f"d = np.load({str(tmp_path / 'input.npz')!r})\n"
         f"m = torch.jit.load({str(path)!r})\n"
         "out = m(torch.tensor(d['pos']), torch.tensor(d['z']), torch.tensor(d['cell']), torch.tensor(d['pbc']))\n"
@@ -160,18 +161,14 @@ def test_exported_model_rejects_unknown_elements(tmp_path):
 
 
 def test_cpp_example_compiles_and_matches(tmp_path):
-    """examples/cpp/mlip_energy.cpp, compiled against the installed libtorch, gives the eager numbers."""
-    from torch.utils.cpp_extension import include_paths, library_paths
+    """examples/cpp/mlip_energy.cpp, compiled with mlip's operators against the installed libtorch,
+    gives the eager numbers."""
+    from mlip.export.native import compile_command
+    from mlip.kernels.operators import SOURCE
 
-    compiler = shutil.which("c++") or shutil.which("g++")
-    assert compiler, "a C++ compiler is needed to build the libtorch example (install g++)"
     source = Path(__file__).resolve().parents[2] / "examples" / "cpp" / "mlip_energy.cpp"
     binary = tmp_path / "mlip_energy"
-    libs = library_paths()
-    cmd = [compiler, "-std=c++17", "-O1", str(source), "-o", str(binary), "-D_GLIBCXX_USE_CXX11_ABI=1",
-           *[f"-I{p}" for p in include_paths()], *[f"-L{p}" for p in libs], *[f"-Wl,-rpath,{p}" for p in libs],
-           "-ltorch", "-ltorch_cpu", "-lc10"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    subprocess.run(compile_command([source, SOURCE], binary, shared=False), check=True, capture_output=True, text=True)
 
     model = make("facet").eval()
     path = export(model, tmp_path / "model.pt", "torchscript")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mlip.kernels import backend, block_aggregate, block_aggregate_reference
-from mlip.kernels.block_sparse import block_aggregate_by_targets, sparse_product_available
+from mlip.kernels.block_sparse import sparse_product_available
 from tests.kernels.compare import assert_matches_reference
 
 
@@ -44,44 +44,10 @@ def test_float32_and_a_target_without_edges():
     torch.testing.assert_close(out, block_aggregate_reference(blocks, x, torch.stack([source, target]), 9), rtol=1e-5, atol=1e-5)
 
 
-def test_torch_backend_takes_the_reference_and_scripting_the_products_by_targets():
+def test_torch_backend_takes_the_reference():
     _, x, _, _ = case(3, 2, 2, 2, 2)
     with backend("torch"):
         assert not sparse_product_available(x)
-    scripted = torch.jit.script(block_aggregate)
-    assert "block_aggregate_by_targets" in scripted.code
-    blocks, x, target, source = case(20, 4, 4, 3, 3)
-    torch.testing.assert_close(scripted(blocks, x, torch.stack([source, target]), 4),
-                               block_aggregate_reference(blocks, x, torch.stack([source, target]), 4))
-
-
-@pytest.mark.parametrize("edges, rows, cols, sort", [(0, 3, 3, True), (1, 4, 4, True), (57, 9, 9, True),
-                                                     (40, 9, 1, False), (33, 2, 5, False)])
-def test_products_by_targets_equal_reference_with_derivatives(edges, rows, cols, sort):
-    """The padded per-target products (what TorchScript runs), edges in any order, to second derivatives."""
-    blocks, x, target, source = case(edges, 6, 7, rows, cols, sort=sort)
-    edge_index = torch.stack([source, target])
-    assert_matches_reference(lambda b, v: block_aggregate_by_targets(b, v, edge_index, 6),
-                             lambda b, v: block_aggregate_reference(b, v, edge_index, 6), [blocks, x])
-
-
-def test_products_by_targets_pad_with_zeros_and_leave_skewed_degrees_to_the_reference(monkeypatch):
-    """A target without edges and a hub with every edge: padding would exceed twice the edges, so
-    the reference serves the call; the values agree either way."""
-    blocks, x, target, source = case(30, 5, 5, 3, 3)
-    target = torch.where(target == 2, torch.full_like(target, 1), target)  # target 2: no edges
-    out = block_aggregate_by_targets(blocks, x, torch.stack([source, target]), 5)
-    assert bool((out[2] == 0).all())
-    torch.testing.assert_close(out, block_aggregate_reference(blocks, x, torch.stack([source, target]), 5))
-    hub = torch.cat([torch.zeros(27, dtype=torch.long), torch.tensor([1, 2, 3])])
-    calls = []
-    from mlip.kernels import block_sparse
-
-    original = block_sparse.block_aggregate_reference
-    monkeypatch.setattr(block_sparse, "block_aggregate_reference", lambda *args: calls.append(1) or original(*args))
-    skewed = block_aggregate_by_targets(blocks, x, torch.stack([source, hub]), 5)
-    assert calls == [1]
-    torch.testing.assert_close(skewed, original(blocks, x, torch.stack([source, hub]), 5))
 
 
 def test_a_pattern_is_reused_for_the_same_edges_only():

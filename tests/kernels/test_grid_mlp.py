@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from mlip.kernels import backend, grid_mlp, grid_mlp_reference
-from mlip.kernels.grid_mlp import grid_mlp_on_coefficients
 from mlip.kernels.launch import launches
 from mlip.nn.grid_mlp import GridProductMLP
 from tests.kernels.compare import DEVICE, assert_matches_reference
@@ -103,17 +102,3 @@ def test_eval_mode_forces_run_the_cpu_forward_and_backward(monkeypatch):
     forces_like = torch.autograd.grad(module(x).square().sum(), x)[0]
     assert calls == {"forward": 1, "backward": 1, "coefficients": 1}  # the backward takes the forward's
     torch.testing.assert_close(forces_like, expected, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("nodes", [0, 3])
-def test_on_coefficients_equals_reference_with_derivatives_and_is_what_torchscript_runs(nodes):
-    """The plain-torch order of the CPU implementation (TorchScript's), weights' gradients and
-    second derivatives included; a scripted module takes it."""
-    module, x, grid, weights = case(nodes, 2, 5, 7, 4, device="cpu")
-    assert_matches_reference(
-        lambda x, lw, ob: grid_mlp_on_coefficients(x, *grid, lw, weights[1], weights[2], weights[3], ob),
-        lambda x, lw, ob: grid_mlp_reference(x, *grid, lw, weights[1], weights[2], weights[3], ob),
-        [x, weights[0], weights[4]], kernel_backend="torch")
-    assert "grid_mlp_on_coefficients" in torch.jit.script(grid_mlp).code
-    scripted = torch.jit.script(module.eval())
-    torch.testing.assert_close(scripted(x), grid_mlp_reference(x, *grid, *weights), rtol=1e-10, atol=1e-12)

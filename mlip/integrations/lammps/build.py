@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Optional
 
 SOURCES = ("pair_mlip.h", "pair_mlip.cpp", "plugin.cpp", "CMakeLists.txt")
+
+
+def _sources() -> list:
+    """The plugin's files and mlip's operators (mlip_ops.cpp, which exported files call)."""
+    from mlip.kernels.operators import SOURCE
+
+    return [Path(__file__).parent / name for name in SOURCES] + [SOURCE]
 LIBRARY = "libmlip_lammps.so"
 
 
@@ -89,8 +96,8 @@ def _key(include: Path) -> str:
     import torch
 
     h = hashlib.sha256()
-    for name in SOURCES:
-        h.update((Path(__file__).parent / name).read_bytes())
+    for path in _sources():
+        h.update(path.read_bytes())
     h.update(torch.__version__.encode())
     h.update(str(include.resolve()).encode())
     h.update((include / "pair.h").read_bytes())
@@ -105,7 +112,7 @@ def cache_dir() -> Path:
 
 def build_plugin(force: bool = False, verbose: bool = False) -> Path:
     """The path of the ``pair_style mlip`` plugin, built first if this combination of sources,
-    torch and LAMMPS has none yet (about a minute: one CMake configure and two C++ files)."""
+    torch and LAMMPS has none yet (about a minute: one CMake configure and three C++ files)."""
     import torch.utils
 
     include, mpi = lammps_include_dir(), mpi_include_dir()
@@ -122,8 +129,8 @@ def build_plugin(force: bool = False, verbose: bool = False) -> Path:
         if source.exists():
             shutil.rmtree(source)
         source.mkdir()
-        for name in SOURCES:
-            shutil.copy2(Path(__file__).parent / name, source / name)
+        for path in _sources():
+            shutil.copy2(path, source / path.name)
         build = target / "build"
         if build.exists():
             shutil.rmtree(build)
