@@ -104,9 +104,14 @@ struct Pattern {
     Tensor out = g.new_empty({edges, a, b});
     if (edges == 0) return out;
     Tensor padded = at::cat({x, x.new_zeros({1, b, x.size(2)})});
+    int64_t slots = 0;
+    for (const TargetBlock& blk : target_blocks()) slots = std::max(slots, blk.senders.numel());
+    Tensor buffer = x.new_empty({slots, b, x.size(2)});  // one buffer for every block's senders
     for (const TargetBlock& blk : target_blocks()) {
       const int64_t n = blk.last - blk.first;
-      Tensor gathered = padded.index_select(0, blk.senders).view({n, blk.degree * b, -1});
+      Tensor gathered = buffer.slice(0, 0, blk.senders.numel());
+      at::index_select_out(gathered, padded, 0, blk.senders);
+      gathered = gathered.view({n, blk.degree * b, -1});
       Tensor products = at::bmm(g.slice(0, blk.first, blk.last), gathered.transpose(1, 2));
       products = products.view({n, a, blk.degree, b}).transpose(1, 2).reshape({-1, a, b});
       if (blk.valid.defined()) products = products.index_select(0, blk.valid);
