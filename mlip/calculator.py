@@ -11,6 +11,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from mlip.allocator import keep_freed_memory
 from mlip.data.atomic_data import CHARGE_KEYS, SPIN_KEYS, AtomicData
 
 
@@ -49,6 +50,8 @@ class BatchEvaluator:
     def __init__(self, model, device: str = "cpu", max_atoms: int = 20000):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # each call's large tensors reuse the last call's pages (mlip.allocator)
         self.max_atoms = max_atoms
         self.calls = 0
 

@@ -37,6 +37,7 @@ class MLIPModel(ModelInterface):
     def __init__(self, model, device: Optional[torch.device | str] = None, dtype: torch.dtype = torch.float64,
                  compute_forces: bool = True, compute_stress: bool = True):
         super().__init__()
+        from mlip.allocator import keep_freed_memory
         from mlip.export import ExportedPotential
         from mlip.loading import load
 
@@ -50,6 +51,8 @@ class MLIPModel(ModelInterface):
         if not isinstance(model, ExportedPotential):
             model = model.to(device=self._device, dtype=dtype)
         self.model = model.eval()
+        if self._device.type == "cpu":
+            keep_freed_memory()  # each step's large tensors reuse the last step's pages (mlip.allocator)
         self.cutoff = float(model.cutoff)
         self.max_neighbors = model.max_neighbors
 

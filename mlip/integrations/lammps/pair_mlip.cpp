@@ -15,7 +15,11 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 using namespace LAMMPS_NS;
 
@@ -146,6 +150,16 @@ void PairMLIP::init_style()
                      cutoff);
   }
   if (comm->nthreads > 0) at::set_num_threads(comm->nthreads);
+#if defined(__GLIBC__)
+  // each step's large tensors reuse the last step's pages instead of faulting fresh ones in (as
+  // mlip.allocator does in Python; MLIP_MALLOC=system leaves malloc as it is)
+  const char* malloc_choice = std::getenv("MLIP_MALLOC");
+  if (device.is_cpu() && !(malloc_choice && strcmp(malloc_choice, "system") == 0)) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 2147483647);
+    mallopt(M_TOP_PAD, 64 << 20);
+  }
+#endif
 }
 
 double PairMLIP::init_one(int i, int j)
