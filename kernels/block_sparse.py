@@ -122,9 +122,11 @@ class BlockPattern:
         if edges == 0:
             return out
         padded = torch.cat([x, x.new_zeros(1, b, x.shape[2])])  # row num_sources: the padding's zeros
+        # one buffer for every block's senders: a fresh tensor a block faulted its pages in each time
         buffer = x.new_empty(max(blk[5].numel() for blk in self._target_blocks()), b, x.shape[2])
         for first, last, start, stop, degree, senders, valid in self._target_blocks():
-            gathered = torch.index_select(padded, 0, senders, out=buffer[:senders.numel()]).view(last - first, degree * b, -1)
+            gathered = torch.index_select(padded, 0, senders, out=buffer[:senders.numel()])
+            gathered = gathered.view(last - first, degree * b, -1)
             products = torch.bmm(g[first:last], gathered.transpose(1, 2))  # (n, A, D B)
             products = products.view(last - first, a, degree, b).transpose(1, 2).reshape(-1, a, b)
             if valid is not None:  # (n D) slots -> the sorted edges
