@@ -25,11 +25,12 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def operator_library(tmp_path_factory) -> Path:
-    """mlip's compiled operator library (mlip.export.native), built once per test session."""
+    """mlip's compiled operator library (mlip.export.native), built once per test run: the pytest-xdist
+    workers share the folder above their own temporary ones (the build's file lock lets one build)."""
     from mlip.export.native import library
 
     before = os.environ.get("MLIP_CACHE_DIR")
-    os.environ["MLIP_CACHE_DIR"] = str(tmp_path_factory.mktemp("operators"))
+    os.environ["MLIP_CACHE_DIR"] = str(tmp_path_factory.getbasetemp().parent / "mlip-operators")
     try:
         return library()
     finally:

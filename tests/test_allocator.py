@@ -14,7 +14,7 @@ from ase.build import bulk
 from mlip.calculator import MLIPCalculator
 from mlip.models import build
 import mlip.allocator
-atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (3, 3, 3)
+atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
 atoms.calc = MLIPCalculator(build("facet", preset="mp").float())
 rng = np.random.default_rng(0)
 def step():

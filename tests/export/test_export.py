@@ -160,15 +160,15 @@ def test_exported_model_rejects_unknown_elements(tmp_path):
         loaded(data("slab", torch.float64))
 
 
-def test_cpp_example_compiles_and_matches(tmp_path):
-    """examples/cpp/mlip_energy.cpp, compiled with mlip's operators against the installed libtorch,
-    gives the eager numbers."""
+def test_cpp_example_compiles_and_matches(tmp_path, operator_library):
+    """examples/cpp/mlip_energy.cpp, compiled against the installed libtorch and linked with mlip's
+    operator library (its CMakeLists compiles the operators in instead), gives the eager numbers."""
     from mlip.export.native import compile_command
-    from mlip.kernels.operators import SOURCE
 
     source = Path(__file__).resolve().parents[2] / "examples" / "cpp" / "mlip_energy.cpp"
     binary = tmp_path / "mlip_energy"
-    subprocess.run(compile_command([source, SOURCE], binary, shared=False), check=True, capture_output=True, text=True)
+    link = ["-Wl,--no-as-needed", str(operator_library), f"-Wl,-rpath,{operator_library.parent}"]
+    subprocess.run(compile_command([source], binary, shared=False) + link, check=True, capture_output=True, text=True)
 
     model = make("facet").eval()
     path = export(model, tmp_path / "model.pt", "torchscript")
