@@ -1,6 +1,7 @@
 """Shared fixtures: the bundled data folder, an isolated index cache."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,17 +25,31 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
-def operator_library(tmp_path_factory) -> Path:
-    """mlip's compiled operator library (mlip.export.native), built once per test run: the pytest-xdist
-    workers share the folder above their own temporary ones (the build's file lock lets one build)."""
-    from mlip.export.native import library
+def build_cache(tmp_path_factory) -> Path:
+    """An MLIP_CACHE_DIR for compiled builds (the operator library, the LAMMPS plugin) shared by the
+    run's pytest-xdist workers: the folder above their own temporary ones; each build's file lock
+    lets one worker build and the others take it."""
+    return tmp_path_factory.getbasetemp().parent / "mlip-builds"
 
+
+@contextmanager
+def cache_dir(path: Path):
+    """MLIP_CACHE_DIR set to ``path`` inside the block (a session fixture cannot monkeypatch)."""
     before = os.environ.get("MLIP_CACHE_DIR")
-    os.environ["MLIP_CACHE_DIR"] = str(tmp_path_factory.getbasetemp().parent / "mlip-operators")
+    os.environ["MLIP_CACHE_DIR"] = str(path)
     try:
-        return library()
+        yield
     finally:
         if before is None:
             os.environ.pop("MLIP_CACHE_DIR")
         else:
             os.environ["MLIP_CACHE_DIR"] = before
+
+
+@pytest.fixture(scope="session")
+def operator_library(build_cache) -> Path:
+    """mlip's compiled operator library (mlip.export.native), built once per test run."""
+    from mlip.export.native import library
+
+    with cache_dir(build_cache):
+        return library()

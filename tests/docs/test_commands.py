@@ -80,8 +80,10 @@ def test_every_page_has_commands_and_marks_are_known():
 
 
 @pytest.mark.xdist_group("docs-commands")
-def test_readme_commands_run_as_written(tmp_path):
-    """Every README command but the long ones; the training command with a shorter budget."""
+def test_readme_commands_run_as_written(tmp_path, build_cache, monkeypatch):
+    """Every README command but the long ones; the training command with a shorter budget; the
+    LAMMPS plugin from the run's shared build cache (tests/integrations build it too)."""
+    monkeypatch.setenv("MLIP_CACHE_DIR", str(build_cache))
     run_page("readme", workdir(tmp_path), quick=True)
 
 

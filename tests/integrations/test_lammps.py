@@ -16,6 +16,7 @@ from ase.data import atomic_masses, atomic_numbers
 from mlip.data import AtomicData
 from mlip.export import ScriptablePotential, export
 from mlip.integrations.lammps import build_plugin, lammps_executable, runtime_environment
+from tests.conftest import cache_dir
 from mlip.models import registered
 from tests.export.test_domain_decomposition import rank_share
 from tests.models.structures import STRUCTURES, make
@@ -27,18 +28,9 @@ NKTV2P = 1.6021765e6  # LAMMPS metal units: eV/Å^3 to bar
 
 
 @pytest.fixture(scope="module")
-def plugin(tmp_path_factory, request):
-    import os
-
-    old = os.environ.get("MLIP_CACHE_DIR")
-    os.environ["MLIP_CACHE_DIR"] = str(tmp_path_factory.mktemp("plugin-cache"))
-    try:
+def plugin(build_cache):
+    with cache_dir(build_cache):  # the README's commands (tests/docs) take the same build
         return build_plugin()
-    finally:
-        if old is None:
-            os.environ.pop("MLIP_CACHE_DIR")
-        else:
-            os.environ["MLIP_CACHE_DIR"] = old
 
 
 def model_for(name: str, dtype=torch.float64):
