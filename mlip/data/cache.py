@@ -1,9 +1,13 @@
-"""Cached byte-offset indexes of large text files, keyed by path, size and mtime."""
+"""The cache folder: byte-offset indexes of large text files (keyed by path, size and mtime) and
+compiled builds (the operator library, the LAMMPS plugin)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -33,3 +37,21 @@ def cached_index(path: str, build, suffix: str) -> np.ndarray:
     except OSError:
         return index  # an unwritable cache only costs a re-scan next time
     return np.load(target, mmap_mode="r")
+
+
+def locked_build(path: Path, build: Callable[[Path], None], force: bool = False) -> Path:
+    """``path``, made first by ``build(tmp)`` (which writes the file ``tmp``) unless it exists or
+    ``force``; concurrent callers (the ranks of one ``mpirun``, test workers) wait for one build
+    (a file lock beside it) and take it; the file appears atomically."""
+    path = Path(path)
+    if path.is_file() and not force:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file() and not force:
+            return path
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        build(tmp)
+        os.replace(tmp, path)
+    return path

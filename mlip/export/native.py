@@ -14,15 +14,13 @@ a C++17 compiler) under ``$MLIP_CACHE_DIR`` (default ``~/.cache/mlip``)/operator
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import List
 
-from mlip.data.cache import cache_dir
+from mlip.data.cache import cache_dir, locked_build
 from mlip.kernels.operators import SOURCE
 
 LIBRARY = "libmlip_ops.so"
@@ -49,18 +47,10 @@ def library(force: bool = False) -> Path:
     import torch
 
     key = hashlib.sha256(SOURCE.read_bytes() + torch.__version__.encode()).hexdigest()[:16]
-    target = Path(cache_dir()) / "operators" / key
-    path = target / LIBRARY
-    if path.is_file() and not force:
-        return path
-    target.mkdir(parents=True, exist_ok=True)
-    with open(target / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build; concurrent callers wait and take it
-        if path.is_file() and not force:
-            return path
-        tmp = target / f"{LIBRARY}.tmp-{os.getpid()}"
+
+    def build(tmp: Path) -> None:
         run = subprocess.run(compile_command([SOURCE], tmp, shared=True), capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"building mlip's operator library from {SOURCE} failed:\n{run.stderr[-6000:]}")
-        os.replace(tmp, path)
-    return path
+
+    return locked_build(Path(cache_dir()) / "operators" / key / LIBRARY, build, force)

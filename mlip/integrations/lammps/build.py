@@ -7,7 +7,6 @@ builds it again. Concurrent callers (the ranks of one ``mpirun``) wait for one b
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import os
@@ -17,6 +16,8 @@ import sys
 import sysconfig
 from pathlib import Path
 from typing import Optional
+
+from mlip.data.cache import locked_build
 
 SOURCES = ("pair_mlip.h", "pair_mlip.cpp", "plugin.cpp", "CMakeLists.txt")
 
@@ -117,14 +118,8 @@ def build_plugin(force: bool = False, verbose: bool = False) -> Path:
 
     include, mpi = lammps_include_dir(), mpi_include_dir()
     target = cache_dir() / _key(include)
-    library = target / LIBRARY
-    if library.is_file() and not force:
-        return library
-    target.mkdir(parents=True, exist_ok=True)
-    with open(target / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build; the others wait and take it
-        if library.is_file() and not force:
-            return library
+
+    def build_into(tmp: Path) -> None:
         source = target / "src"
         if source.exists():
             shutil.rmtree(source)
@@ -143,10 +138,9 @@ def build_plugin(force: bool = False, verbose: bool = False) -> Path:
             if run.returncode != 0:
                 log = (run.stdout or "") + (run.stderr or "")
                 raise RuntimeError(f"building the LAMMPS plugin failed at `{' '.join(step)}`:\n{log[-6000:]}")
-        tmp = target / f"{LIBRARY}.tmp-{os.getpid()}"
         shutil.copy2(build / LIBRARY, tmp)
-        os.replace(tmp, library)
-    return library
+
+    return locked_build(target / LIBRARY, build_into, force)
 
 
 def add_parser(sub) -> None:
