@@ -34,7 +34,7 @@ def build_cache(tmp_path_factory) -> Path:
 
 @contextmanager
 def cache_dir(path: Path):
-    """MLIP_CACHE_DIR set to ``path`` inside the block (a session fixture cannot monkeypatch)."""
+    """MLIP_CACHE_DIR set to ``path`` inside the block (fixtures wider than a test cannot use monkeypatch)."""
     before = os.environ.get("MLIP_CACHE_DIR")
     os.environ["MLIP_CACHE_DIR"] = str(path)
     try:
