@@ -283,8 +283,8 @@ struct GridMLP : public torch::autograd::Function<GridMLP> {
     Tensor grad = grads[0].to(x.scalar_type()).contiguous(), dx;
     Tensor d_back = at::matmul(grad.reshape({-1, grad.size(-1)}), out_w).view({n, from_grid.size(0), h});
     if (at::GradMode::is_enabled()) {  // a gradient of this gradient wanted: differentiable ops throughout
-      Tensor grid = grid_values(coefficients_of(x, to_grid, both, bias, bias_folded(to_grid)), to_grid, bias,
-                                bias_folded(to_grid));
+      const bool folded = ctx->saved_data["folded"].toBool();
+      Tensor grid = grid_values(coefficients_of(x, to_grid, both, bias, folded), to_grid, bias, folded);
       Tensor d_hidden = at::matmul(from_grid.t(), d_back);
       Tensor d_grid = at::cat({d_hidden * grid.slice(2, h), d_hidden * grid.slice(2, 0, h)}, 2);
       dx = at::matmul(at::matmul(to_grid.t(), d_grid).view({n * s, 2 * h}), both).view({n, s, c});
