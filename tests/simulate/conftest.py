@@ -20,9 +20,3 @@ def cu_committee(cu_model):
 
     return Committee([cu_model, copper_model(seed=1)])
 
-
-def pytest_collection_modifyitems(items):
-    """The tests here share session fixtures (fitted models): one xdist worker runs them all (scripts/test.sh)."""
-    for item in items:
-        if "tests/simulate/" in str(item.path).replace("\\", "/"):
-            item.add_marker(pytest.mark.xdist_group("simulate"))

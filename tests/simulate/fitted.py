@@ -28,8 +28,10 @@ def emt_copper_frames(n: int = 24, seed: int = 0):
     return frames
 
 
-def fit(model, frames, steps: int = 200, lr: float = 5e-3, stress_weight: float = 10.0, seed: int = 0):
-    """Full-batch AdamW on energy, forces and stress; returns the model in eval mode."""
+def fit(model, frames, steps: int = 200, lr: float = 5e-3, stress_weight: float = 10.0, seed: int = 0,
+        dtype=torch.float64):
+    """Full-batch AdamW on energy, forces and stress, in float32 (faster; the fit need not be
+    precise); returns the model in eval mode in ``dtype`` (the simulations' precision)."""
     from mlip.data import compute_statistics
 
     torch.manual_seed(seed)
@@ -45,15 +47,15 @@ def fit(model, frames, steps: int = 200, lr: float = 5e-3, stress_weight: float 
         loss = loss_fn(model(batch), batch)["loss"]
         loss.backward()
         optimizer.step()
-    return model.eval()
+    return model.to(dtype).eval()
 
 
 def copper_model(dtype=torch.float64, seed: int = 0):
     """Fitted to EMT between the first (2.55 Å) and second (3.6 Å) neighbour shells; ``seed``: of
     the initial weights (committee members differ in it)."""
     torch.manual_seed(seed)
-    model = build("facet", preset="small", cutoff=3.2, species=[29]).to(dtype)
-    return fit(model, emt_copper_frames(), steps=400, seed=seed)
+    model = build("facet", preset="small", cutoff=3.2, species=[29]).float()
+    return fit(model, emt_copper_frames(), steps=400, seed=seed, dtype=dtype)
 
 
 def ethanol_model(dtype=torch.float64):
@@ -64,5 +66,5 @@ def ethanol_model(dtype=torch.float64):
     dataset = open_dataset(str(root / "rmd17_ethanol_train_01.npz"))
     frames = [dataset[i] for i in range(0, 640, 20)]
     torch.manual_seed(0)
-    model = build("facet", preset="small", species=[1, 6, 8]).to(dtype)
-    return fit(model, frames, steps=200, stress_weight=0.0)
+    model = build("facet", preset="small", species=[1, 6, 8]).float()
+    return fit(model, frames, steps=200, stress_weight=0.0, dtype=dtype)

@@ -14,6 +14,9 @@ from mlip.simulate import Limits, run_md
 from mlip.simulate.md import read_restart
 from tests.models.structures import ethanol as ethanol_structure
 
+# the fitted models of conftest.py are session fixtures: one xdist worker runs the modules that use them
+pytestmark = pytest.mark.xdist_group("simulate-fitted")
+
 
 def log(path):
     return {k: np.array([float(r[k]) for r in rows]) for rows in [list(csv.DictReader(open(path)))]

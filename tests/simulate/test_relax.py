@@ -13,6 +13,9 @@ from mlip.calculator import MLIPCalculator
 from mlip.cli import main
 from mlip.simulate import read_structures, relax_batched, relax_one_by_one
 
+# the fitted models of conftest.py are session fixtures: one xdist worker runs the modules that use them
+pytestmark = pytest.mark.xdist_group("simulate-fitted")
+
 
 def copper(a=3.5, repeat=(1, 1, 1), seed=0, rattle=0.05, strain=0.02):
     atoms = bulk("Cu", "fcc", a=a, cubic=True).repeat(repeat)
