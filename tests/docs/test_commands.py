@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"readme": ROOT / "README.md", "quickstart": ROOT / "docs" / "quickstart.md"}
 # seconds of training in the quick test: the README's model goes on to MD with an uncertainty limit,
 # the quickstart page's only to a short relaxation, MD and export
-QUICK_BUDGET = {"readme": 40, "quickstart": 15}
+QUICK_BUDGET = {"readme": 60, "quickstart": 15}
 BLOCK = re.compile(r"(?:<!-- docs-test: (?P<mark>\w+) -->\s*\n)?^```(?P<lang>\w*)\n(?P<code>.*?)^```", re.S | re.M)
 
 
