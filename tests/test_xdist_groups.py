@@ -1,5 +1,5 @@
-"""scripts/test.sh keeps each xdist_group on one worker (--dist loadgroup), so a group's session
-fixtures (fitted models, trained runs, compiled builds) are made once a run: a pytest or
+"""scripts/test.sh keeps each xdist_group on one worker (--dist loadgroup), so the fixtures a group
+shares (fitted models, trained runs, compiled builds) are made once a run: a pytest or
 pytest-xdist release that drops the groups would spread them and make the suite slower, not fail
 it, so this checks it directly."""
 

@@ -14,7 +14,7 @@ from mlip.simulate import Limits, run_md
 from mlip.simulate.md import read_restart
 from tests.models.structures import ethanol as ethanol_structure
 
-# the fitted models of conftest.py are session fixtures: one xdist worker runs the modules that use them
+# the fitted models of conftest.py are made once a run: one xdist worker runs the modules that use them
 pytestmark = pytest.mark.xdist_group("simulate-fitted")
 
 

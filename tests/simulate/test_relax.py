@@ -13,7 +13,7 @@ from mlip.calculator import MLIPCalculator
 from mlip.cli import main
 from mlip.simulate import read_structures, relax_batched, relax_one_by_one
 
-# the fitted models of conftest.py are session fixtures: one xdist worker runs the modules that use them
+# the fitted models of conftest.py are made once a run: one xdist worker runs the modules that use them
 pytestmark = pytest.mark.xdist_group("simulate-fitted")
 
 
