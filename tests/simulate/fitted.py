@@ -34,6 +34,7 @@ def fit(model, frames, steps: int = 200, lr: float = 5e-3, stress_weight: float 
     precise); returns the model in eval mode in ``dtype`` (the simulations' precision)."""
     from mlip.data import compute_statistics
 
+    model = model.float()
     torch.manual_seed(seed)
     batch = collate(frames, cutoff=model.cutoff)
     stats = compute_statistics(frames, cutoff=model.cutoff, prior=model.prior)
@@ -54,7 +55,7 @@ def copper_model(dtype=torch.float64, seed: int = 0):
     """Fitted to EMT between the first (2.55 Å) and second (3.6 Å) neighbour shells; ``seed``: of
     the initial weights (committee members differ in it)."""
     torch.manual_seed(seed)
-    model = build("facet", preset="small", cutoff=3.2, species=[29]).float()
+    model = build("facet", preset="small", cutoff=3.2, species=[29])
     return fit(model, emt_copper_frames(), steps=400, seed=seed, dtype=dtype)
 
 
@@ -66,5 +67,5 @@ def ethanol_model(dtype=torch.float64):
     dataset = open_dataset(str(root / "rmd17_ethanol_train_01.npz"))
     frames = [dataset[i] for i in range(0, 640, 20)]
     torch.manual_seed(0)
-    model = build("facet", preset="small", species=[1, 6, 8]).float()
+    model = build("facet", preset="small", species=[1, 6, 8])
     return fit(model, frames, steps=200, stress_weight=0.0, dtype=dtype)
