@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 STAGES = {
     "frames": ("EdgeFrame",),
-    "radial": ("SplineRadial", "RadialMLP", "BesselBasis", "GaussianBasis", "PolynomialEnvelope", "EdgeEmbedding",
-               "EdgeDegreeEmbedding"),
+    "radial": ("SplineRadial", "SplineBasis", "RadialMLP", "BesselBasis", "GaussianBasis", "PolynomialEnvelope",
+               "EdgeEmbedding", "EdgeDegreeEmbedding"),
     "messages": ("InteractionBlock", "EdgeTensorProduct", "EdgeGauntProduct", "EscnBlock", "_PairBlock", "SO2Linear",
                  "EquivariantGraphAttention", "EquiformerV2Block", "GraphAttentionBlock", "NeighborAttention"),
     "grid MLP": ("GridProductMLP", "SeparableGridActivation", "GauntPower"),

@@ -117,7 +117,8 @@ class Facet(Potential):
         x = torch.cat([scalars.unsqueeze(1),
                        scalars.new_zeros(scalars.shape[0], (self.lmax + 1) * (self.lmax + 1) - 1, self.channels)], dim=1)
         energy = torch.zeros_like(scalars[:, 0])
+        radial_basis = self.blocks[0].shared_basis(r)  # one cutoff and basis for all blocks
         for block in self.blocks:
-            x = block(x, edge_index, sh, r)
+            x = block(x, edge_index, sh, r, radial_basis)
             energy = energy + block.readout(x[:, 0]).squeeze(-1)
         return energy

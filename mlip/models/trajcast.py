@@ -109,8 +109,9 @@ class TrajCast(Forecaster):
         scalars = self.embedding(atomic_numbers).to(dtype)
         x = torch.cat([scalars.unsqueeze(1),
                        scalars.new_zeros(scalars.shape[0], (self.lmax + 1) * (self.lmax + 1) - 1, self.channels)], dim=1)
+        radial_basis = self.blocks[0].shared_basis(r)  # one cutoff and basis for all blocks
         for coupling, block in zip(self.velocity, self.blocks):
             x = coupling(x, velocity_sh, speed)
-            x = block(x, edge_index, sh, r)
+            x = block(x, edge_index, sh, r, radial_basis)
         vectors = self.readout(x)[:, 1:4]  # (N, 3 m, 2): the l = 1 coefficients of the two outputs
         return torch.einsum("nmk,mi->nki", vectors, self.to_cartesian.to(dtype))

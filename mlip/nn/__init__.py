@@ -6,7 +6,7 @@ from mlip.nn.embedding import NUM_ELEMENTS, ChargeSpinEmbedding
 from mlip.nn.equivariant import SO3Linear, SO3RMSNorm
 from mlip.nn.gaunt import EdgeGauntProduct, GauntPower, GauntProduct
 from mlip.nn.grid_mlp import GridProductMLP
-from mlip.nn.radial import BesselBasis, PolynomialEnvelope, RadialMLP, SplineRadial, cubic_bspline_basis
+from mlip.nn.radial import BesselBasis, PolynomialEnvelope, RadialMLP, SplineBasis, SplineRadial, cubic_bspline_basis
 from mlip.nn.s2_grid import S2Grid
 from mlip.nn.scatter import scatter_sum
 from mlip.nn.separable import SeparableGridActivation, SeparableLayerNorm
@@ -16,6 +16,6 @@ from mlip.nn.tensor_product import EdgeTensorProduct, parity_paths
 
 __all__ = ["NUM_ELEMENTS", "ChargeSpinEmbedding", "EdgeEmbedding", "EdgeDegreeEmbedding", "SeparableLayerNorm",
            "SeparableGridActivation", "SO3Linear", "SO3RMSNorm", "EdgeGauntProduct", "GauntPower", "GauntProduct", "GridProductMLP", "BesselBasis", "PolynomialEnvelope",
-           "SplineRadial", "RadialMLP", "cubic_bspline_basis", "S2Grid", "scatter_sum", "block_wigner_D", "coupling",
+           "SplineRadial", "SplineBasis", "RadialMLP", "cubic_bspline_basis", "S2Grid", "scatter_sum", "block_wigner_D", "coupling",
            "random_rotation", "sphere_quadrature", "wigner_D", "degree_index", "spherical_harmonics",
            "EdgeTensorProduct", "parity_paths"]

@@ -22,7 +22,9 @@ from mlip.nn.tensor_product import EdgeTensorProduct
 
 
 class InteractionBlock(nn.Module):
-    """One interaction + node update. forward(x (N,S,C), edge_index (2,E), sh (E,S), r (E,)) -> (N,S,C)."""
+    """One interaction + node update. forward(x (N,S,C), edge_index (2,E), sh (E,S), r (E,), radial_basis)
+    -> (N,S,C); ``radial_basis``: ``shared_basis(r)`` of any block with the same cutoff and basis size
+    (a model's blocks compute it once), or None."""
 
     def __init__(self, lmax: int, channels: int, hidden: int, cutoff: float, num_basis: int,
                  avg_num_neighbors: float, radial_heads: int, tensor_product: str = "cg", correlation: int = 1,
@@ -58,8 +60,13 @@ class InteractionBlock(nn.Module):
         self.scalar_mlp = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels))
         self.readout: nn.Module = nn.Identity()  # set by a model that reads an output after each block
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        weights = self.radial(r).reshape(r.shape[0], self.tensor_product.num_paths, self.radial_heads)
+    def shared_basis(self, r: torch.Tensor) -> Optional[torch.Tensor]:
+        """The radial basis of distances r (E,) that ``forward`` reads (None: it reads r itself)."""
+        return self.radial.shared_basis(r)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor,
+                radial_basis: Optional[torch.Tensor] = None) -> torch.Tensor:
+        weights = self.radial(r, radial_basis).reshape(r.shape[0], self.tensor_product.num_paths, self.radial_heads)
         if self.invariant_input:  # the same messages, without the paths from the zero l >= 1 features
             summed = self.tensor_product.aggregate_invariant(self.pre(x), edge_index, sh, weights)
         else:

@@ -4,11 +4,12 @@ Gaussian bases."""
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import nn
 
-from mlip.kernels import bspline
+from mlip.kernels import bspline, use_triton
 
 
 class PolynomialEnvelope(nn.Module):
@@ -48,11 +49,27 @@ def cubic_bspline_basis(r: torch.Tensor, num_basis: int, cutoff: float) -> torch
     return out.scatter(-1, idx, torch.stack([b0, b1, b2, b3], dim=-1))
 
 
+class SplineBasis(nn.Module):
+    """``forward(r (E,)) -> (E, num_basis)``: the cubic B-spline basis (cubic_bspline_basis) times the
+    envelope, the basis SplineRadial's coefficients multiply."""
+
+    def __init__(self, num_basis: int, cutoff: float, envelope_exponent: int = 5):
+        super().__init__()
+        self.num_basis = int(num_basis)
+        self.cutoff = float(cutoff)
+        self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return cubic_bspline_basis(r, self.num_basis, self.cutoff) * self.envelope(r).unsqueeze(-1)
+
+
 class SplineRadial(nn.Module):
     """Learned radial weights: ``num_out`` cubic B-splines of the distance times the envelope.
 
-    ``forward(r (E,)) -> (E, num_out)``; no MLP over a radial basis, just the spline coefficients
-    (num_basis, num_out), evaluated by mlip.kernels.bspline from the table (no basis matrix).
+    ``forward(r (E,), basis=None) -> (E, num_out)``; no MLP over a radial basis, just the spline
+    coefficients (num_basis, num_out): on CUDA evaluated by mlip.kernels.bspline from the table (no
+    basis matrix), elsewhere as the enveloped basis (SplineBasis, ``basis`` when the caller has it:
+    layers with the same basis share one) times the table.
     The coefficients start N(0, 36 / num_basis): large enough that a Facet block's first messages
     are a fair part of its node features (rms 0.25 against the embedding's 0.9 in the first block
     on 3BPA, where 2 / sqrt(num_basis) gave 0.08), so the geometry is not a small correction at the
@@ -65,10 +82,24 @@ class SplineRadial(nn.Module):
         self.cutoff = float(cutoff)
         self.num_basis = int(num_basis)
         self.coefficients = nn.Parameter(torch.randn(num_basis, num_out) * (6.0 / math.sqrt(num_basis)))
-        self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
+        self.basis = SplineBasis(num_basis, cutoff, envelope_exponent)
 
-    def forward(self, r: torch.Tensor) -> torch.Tensor:
-        return bspline(r, self.coefficients.to(r.dtype), self.cutoff) * self.envelope(r).unsqueeze(-1)
+    def shared_basis(self, r: torch.Tensor) -> Optional[torch.Tensor]:
+        """The basis ``forward`` reads, for layers that share it; None where the table is read
+        directly (CUDA's kernel)."""
+        if not torch.jit.is_scripting():
+            if use_triton(r):
+                return None
+        return self.basis(r)
+
+    def forward(self, r: torch.Tensor, basis: Optional[torch.Tensor] = None) -> torch.Tensor:
+        coefficients = self.coefficients.to(r.dtype)
+        if basis is None:
+            if not torch.jit.is_scripting():
+                if use_triton(r):
+                    return bspline(r, coefficients, self.cutoff) * self.basis.envelope(r).unsqueeze(-1)
+            basis = self.basis(r)
+        return basis @ coefficients
 
 
 class BesselBasis(nn.Module):
@@ -89,7 +120,7 @@ class BesselBasis(nn.Module):
 
 class RadialMLP(nn.Module):
     """Learned radial weights from an MLP of the Bessel basis (MACE / NequIP):
-    ``forward(r (E,)) -> (E, num_out)``. No biases, so the output vanishes with the basis (times the
+    ``forward(r (E,), basis=None) -> (E, num_out)`` (``basis``: ``shared_basis(r)``, when the caller has it). No biases, so the output vanishes with the basis (times the
     envelope) at the cutoff. Weights start N(0, 1 / fan_in) and the SiLU is scaled to unit second
     moment (e3nn's normalisation), so every layer's output is O(1).
 
@@ -115,8 +146,12 @@ class RadialMLP(nn.Module):
             modules += [linear, _NormalizedSiLU()]
         self.mlp = nn.Sequential(*modules[:-1])
 
-    def forward(self, r: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.basis(r) * self.basis_scale)
+    def shared_basis(self, r: torch.Tensor) -> Optional[torch.Tensor]:
+        """The basis ``forward`` reads, for layers that share it."""
+        return self.basis(r)
+
+    def forward(self, r: torch.Tensor, basis: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.mlp((self.basis(r) if basis is None else basis) * self.basis_scale)
 
 
 class _NormalizedSiLU(nn.Module):
