@@ -276,7 +276,11 @@ class _GridMLP(torch.autograd.Function):
             return tuple(reference_vjp(grid_mlp_reference, inputs, wanted, grad))
         if not wanted[0]:
             return (None,) * len(inputs)
-        return (_GridMLPBackward.apply(grad, *inputs, ctx.coefficients),) + (None,) * (len(inputs) - 1)
+        if torch.is_grad_enabled():  # a graph of the backward (training on forces): differentiable again
+            dx = _GridMLPBackward.apply(grad, *inputs, ctx.coefficients)
+        else:
+            dx = _backward(grad, ctx.coefficients, *inputs)
+        return (dx,) + (None,) * (len(inputs) - 1)
 
 
 def _reference_dx(grad, x, *weights):

@@ -11,7 +11,8 @@ from mlip.nn.spherical_harmonics import degree_index
 
 
 class SO3Linear(nn.Module):
-    """Channel mixing per degree: x_l (2l+1, C_in) -> x_l W_l (2l+1, C_out); a bias on l = 0 only."""
+    """Channel mixing per degree: x_l (2l+1, C_in) -> x_l W_l (2l+1, C_out); a bias on l = 0 only.
+    ``forward(x (N, S, C_in)) -> (N, S, C_out)``, in an (S, N, C_out) buffer (a transposed view)."""
 
     def __init__(self, lmax: int, channels_in: int, channels_out: int, bias: bool = True):
         super().__init__()
@@ -24,12 +25,15 @@ class SO3Linear(nn.Module):
         w = self.weight.to(x.dtype)
         if self.lmax == 0:
             out = x @ w[0]
-        else:  # l = 0 and l >= 1 as two products (one batched over degrees)
-            rest = torch.einsum("nsc,scd->nsd", x[:, 1:], w.index_select(0, self.degree[1:]))
-            out = torch.cat([x[:, :1] @ w[0], rest], dim=1)
-        if self.bias is not None:
-            out = torch.cat([out[:, :1] + self.bias.to(x.dtype), out[:, 1:]], dim=1)
-        return out
+            return out if self.bias is None else out + self.bias.to(x.dtype)
+        # one product batched over the S coefficients, each (N, C_in) @ W_l(s); x read in place
+        # (2-core CPU, N = 216, 96 channels, forward and backward: 2.1x faster than l = 0 and
+        # l >= 1 as two products joined by a concatenation)
+        w = w.index_select(0, self.degree)
+        if self.bias is None:
+            return torch.bmm(x.transpose(0, 1), w).transpose(0, 1)
+        bias = torch.cat([self.bias.to(x.dtype).unsqueeze(0), x.new_zeros(w.shape[0] - 1, w.shape[2])])
+        return torch.baddbmm(bias.unsqueeze(1), x.transpose(0, 1), w).transpose(0, 1)
 
 
 class SO3RMSNorm(nn.Module):
@@ -55,12 +59,12 @@ class SO3RMSNorm(nn.Module):
         # (S, lmax+1): averages the squares of a degree's 2l+1 coefficients
         mean = torch.nn.functional.one_hot(degree, lmax + 1).double() / (2 * degree + 1).double()[:, None]
         self.register_buffer("degree_mean", mean.float(), persistent=False)
+        self.register_buffer("invariant", (degree == 0).float().unsqueeze(-1), persistent=False)  # (S, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x0 = x[:, :1]
-        x = torch.cat([x0 - x0.mean(dim=-1, keepdim=True), x[:, 1:]], dim=1)  # l = 0 centred over channels
+        x = x - x[:, :1].mean(dim=-1, keepdim=True) * self.invariant.to(x.dtype)  # l = 0 centred over channels
         square = x.pow(2).mean(dim=-1)  # (N, S)
         per_degree = square @ self.degree_mean.to(x.dtype)  # (N, lmax+1)
         overall = square.mean(dim=-1, keepdim=True)  # (N, 1)
         inv_rms = torch.rsqrt(per_degree + self.floor * overall + self.eps).index_select(1, self.degree)  # (N, S)
-        return x * inv_rms.unsqueeze(-1) * self.gain.to(x.dtype).index_select(0, self.degree)
+        return x * (inv_rms.unsqueeze(-1) * self.gain.to(x.dtype).index_select(0, self.degree))
