@@ -135,7 +135,7 @@ def grid_mlp_reference(x, to_grid, from_grid, left_w, left_b, right_w, right_b, 
 
 
 def _cast(x, *weights):
-    return [t.to(x.dtype).contiguous() for t in weights]
+    return [t if t.dtype == x.dtype and t.is_contiguous() else t.to(x.dtype).contiguous() for t in weights]
 
 
 def _launch(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w):
@@ -178,17 +178,19 @@ def _launch_backward(grad, x, to_grid, from_grid, left_w, left_b, right_w, right
 
 
 def _coefficients(x, to_grid, left_w, left_b, right_w, right_b):
-    """Both linear maps on the harmonic coefficients, (N, S, 2H), and whether the biases are in
-    them: a bias is constant over the grid, so where to_grid's first column (the constant harmonic,
-    Y_00) is one value c, bias / c on that coefficient puts it in every grid value and the grid
-    needs a plain product (no broadcast copy of the bias per block)."""
+    """Both linear maps on the harmonic coefficients: (coefficients (N, S, 2H), both maps' weights
+    (2H, C), their biases (2H,) or None where the coefficients hold them). A bias is constant over
+    the grid, so where to_grid's first column (the constant harmonic, Y_00) is one value c, bias / c
+    on that coefficient puts it in every grid value and the grid needs a plain product (no broadcast
+    copy of the bias per block)."""
     n, s, c = x.shape
     both = torch.cat([left_w, right_w])  # (2H, C)
     coefficients = (x.reshape(n * s, c) @ both.t()).view(n, s, both.shape[0])
-    folded = _bias_folded(to_grid)
-    if folded:
-        coefficients[:, 0] += torch.cat([left_b, right_b]) / to_grid[0, 0]
-    return coefficients, both, folded
+    bias = torch.cat([left_b, right_b])
+    if _bias_folded(to_grid):
+        coefficients[:, 0] += bias / to_grid[0, 0]
+        return coefficients, both, None
+    return coefficients, both, bias
 
 
 def _bias_folded(to_grid) -> bool:
@@ -196,44 +198,41 @@ def _bias_folded(to_grid) -> bool:
     return bool((constant == constant[0]).all()) and bool(constant[0] != 0)
 
 
-def _grid_values(coefficients, to_grid, bias, folded: bool):
-    """(k, S, 2H) coefficients of a block of atoms -> (k, P, 2H) grid values of both linear maps."""
-    if folded:
+def _grid_values(coefficients, to_grid, bias: Optional[torch.Tensor]):
+    """(k, S, 2H) coefficients of a block of atoms -> (k, P, 2H) grid values of both linear maps
+    (``bias``: None where the coefficients hold it)."""
+    if bias is None:
         return torch.matmul(to_grid, coefficients)
     return torch.baddbmm(bias, to_grid.expand(coefficients.shape[0], -1, -1), coefficients)
 
 
 def _forward_cpu(x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w, keep: Optional[list] = None):
-    """The CPU implementation of the forward (see the module's docstring); appends the coefficients
-    of both linear maps to ``keep`` (the backward's, saved rather than recomputed)."""
+    """The CPU implementation of the forward (see the module's docstring); appends _coefficients'
+    result to ``keep`` (the backward's, saved rather than recomputed)."""
     n = x.shape[0]
     h = left_w.shape[0]
     to_grid, from_grid, left_w, left_b, right_w, right_b, out_w = _cast(x, to_grid, from_grid, left_w, left_b,
                                                                          right_w, right_b, out_w)
-    coefficients, _, folded = _coefficients(x, to_grid, left_w, left_b, right_w, right_b)
+    maps = _coefficients(x, to_grid, left_w, left_b, right_w, right_b)
     if keep is not None:
-        keep.append(coefficients)
-    bias = torch.cat([left_b, right_b])
+        keep.append(maps)
+    coefficients, _, bias = maps
     back = x.new_empty(n, from_grid.shape[0], h)
     for start in range(0, n, GRID_NODES):
-        grid = _grid_values(coefficients[start:start + GRID_NODES], to_grid, bias, folded)  # (k, P, 2H)
+        grid = _grid_values(coefficients[start:start + GRID_NODES], to_grid, bias)  # (k, P, 2H)
         torch.matmul(from_grid, grid[..., :h] * grid[..., h:], out=back[start:start + GRID_NODES])
     return (back.view(-1, h) @ out_w.t()).view(n, from_grid.shape[0], out_w.shape[0])
 
 
-def _backward_cpu(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w,
-                  coefficients: Optional[torch.Tensor] = None):
+def _backward_cpu(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b, out_w, maps: Optional[tuple] = None):
     """dx (N, S, C) for the output gradient ``grad`` (N, S_out, C_out), CPU, by blocks of atoms;
-    ``coefficients``: the forward's (else recomputed)."""
+    ``maps``: the forward's _coefficients (else recomputed)."""
     n, s, c = x.shape
     h = left_w.shape[0]
     to_grid, from_grid, left_w, left_b, right_w, right_b, out_w = _cast(x, to_grid, from_grid, left_w, left_b,
                                                                          right_w, right_b, out_w)
-    if coefficients is None:
-        coefficients, both, folded = _coefficients(x, to_grid, left_w, left_b, right_w, right_b)
-    else:
-        both, folded = torch.cat([left_w, right_w]), _bias_folded(to_grid)
-    bias = torch.cat([left_b, right_b])
+    coefficients, both, bias = maps if maps is not None else _coefficients(x, to_grid, left_w, left_b, right_w,
+                                                                           right_b)
     d_back = (grad.to(x.dtype).reshape(-1, grad.shape[-1]) @ out_w).view(n, from_grid.shape[0], h)  # (N, S_out, H)
     d_coefficients = x.new_empty(n, s, 2 * h)
     to_grid_t, from_grid_t = to_grid.t(), from_grid.t()
@@ -241,7 +240,7 @@ def _backward_cpu(grad, x, to_grid, from_grid, left_w, left_b, right_w, right_b,
     for start in range(0, n, GRID_NODES):
         block = slice(start, start + GRID_NODES)
         k = coefficients[block].shape[0]
-        grid = _grid_values(coefficients[block], to_grid, bias, folded)  # (k, P, 2H)
+        grid = _grid_values(coefficients[block], to_grid, bias)  # (k, P, 2H)
         d_hidden = torch.matmul(from_grid_t, d_back[block])  # (k, P, H)
         torch.mul(d_hidden, grid[..., h:], out=d_grid[:k, :, :h])
         torch.mul(d_hidden, grid[..., :h], out=d_grid[:k, :, h:])
@@ -253,10 +252,10 @@ def _forward(*inputs, keep: Optional[list] = None):
     return _launch(*inputs) if use_triton(inputs[0]) else _forward_cpu(*inputs, keep=keep)
 
 
-def _backward(grad, coefficients, *inputs):
+def _backward(grad, maps, *inputs):
     if use_triton(inputs[0]):
         return _launch_backward(grad, *inputs)
-    return _backward_cpu(grad, *inputs, coefficients=coefficients)
+    return _backward_cpu(grad, *inputs, maps=maps)
 
 
 class _GridMLP(torch.autograd.Function):
@@ -265,7 +264,7 @@ class _GridMLP(torch.autograd.Function):
         ctx.save_for_backward(*inputs)
         keep = []
         out = _forward(*inputs, keep=keep)
-        ctx.coefficients = keep[0] if keep else None  # an intermediate, never part of the autograd graph
+        ctx.maps = keep[0] if keep else None  # intermediates, never part of the autograd graph
         return out
 
     @staticmethod
@@ -277,9 +276,9 @@ class _GridMLP(torch.autograd.Function):
         if not wanted[0]:
             return (None,) * len(inputs)
         if torch.is_grad_enabled():  # a graph of the backward (training on forces): differentiable again
-            dx = _GridMLPBackward.apply(grad, *inputs, ctx.coefficients)
+            dx = _GridMLPBackward.apply(grad, *inputs, ctx.maps)
         else:
-            dx = _backward(grad, ctx.coefficients, *inputs)
+            dx = _backward(grad, ctx.maps, *inputs)
         return (dx,) + (None,) * (len(inputs) - 1)
 
 
@@ -288,15 +287,15 @@ def _reference_dx(grad, x, *weights):
 
 
 class _GridMLPBackward(torch.autograd.Function):
-    """(grad, x, weights..., the forward's coefficients or None) -> dx by the fused kernel (or the
+    """(grad, x, weights..., the forward's _coefficients or None) -> dx by the fused kernel (or the
     CPU implementation); its own backward (the double backward of training on forces) is the
     reference's, recomputed."""
 
     @staticmethod
-    def forward(ctx, grad, *inputs_and_coefficients):
-        *inputs, coefficients = inputs_and_coefficients
+    def forward(ctx, grad, *inputs_and_maps):
+        *inputs, maps = inputs_and_maps
         ctx.save_for_backward(grad, *inputs)
-        return _backward(grad, coefficients, *inputs)
+        return _backward(grad, maps, *inputs)
 
     @staticmethod
     def backward(ctx, grad_dx):

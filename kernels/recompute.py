@@ -32,20 +32,27 @@ def reference_vjp(reference: Callable[..., torch.Tensor], inputs: Sequence[torch
     return result
 
 
-def wanted_gradients(ctx, inputs: Sequence[torch.Tensor]) -> List[bool]:
-    """Which of a Function's inputs this backward call must return a gradient for: those that need
-    one (``ctx.needs_input_grad``) and whose gradient the autograd engine will use now. Forces take
-    the gradient for positions only; the weights' gradients are skipped then, and a kernel can serve
-    the call (the engine's own pruning, read through torch's private ``_will_engine_execute_node``;
-    without it, every input that needs a gradient)."""
+def wanted_gradients(ctx, inputs: Sequence[Optional[torch.Tensor]]) -> List[bool]:
+    """Which of a Function's leading inputs (``inputs``, as passed to its forward) this backward call
+    must return a gradient for: those that need one (``ctx.needs_input_grad``) and whose gradient the
+    autograd engine will use now. Forces take the gradient for positions only; the weights'
+    gradients are skipped then, and a kernel can serve the call (the engine's own pruning, asked
+    of the nodes the inputs' gradients go to, ``ctx.next_functions``: one per tensor input, through
+    torch's private ``_will_engine_execute_node``; without it, every input that needs a gradient)."""
     wanted = list(ctx.needs_input_grad[: len(inputs)])
     will_execute = getattr(torch._C, "_will_engine_execute_node", None)
-    if will_execute is None:
+    edges = getattr(ctx, "next_functions", None)
+    if will_execute is None or edges is None:
         return wanted
-    for i, (t, need) in enumerate(zip(inputs, wanted)):
-        if need:
+    edge = 0
+    for i, t in enumerate(inputs):
+        if not isinstance(t, torch.Tensor):
+            continue  # no edge for an input that is not a tensor
+        if wanted[i]:
+            node = edges[edge][0]
             try:
-                wanted[i] = bool(will_execute(torch.autograd.graph.get_gradient_edge(t).node))
-            except (RuntimeError, ValueError):  # outside a backward pass, or no edge to ask about
+                wanted[i] = node is not None and bool(will_execute(node))
+            except RuntimeError:  # outside a backward pass
                 wanted[i] = True
+        edge += 1
     return wanted
