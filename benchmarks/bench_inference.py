@@ -1,6 +1,7 @@
 """Inference speed through the ASE calculator: mlip Facet "mp" against SevenNet-0 and MACE.
 
-    python benchmarks/bench_inference.py [--sizes 64 216 512 1000] [--steps 3] [--rounds 3] [--peers sevenn mace]
+    python benchmarks/bench_inference.py [--sizes 64 216 512 1000] [--steps 3] [--min-seconds 3] [--rounds 3]
+        [--peers sevenn mace]
         [--device cuda] [--ours facet:mp facet:mp:torchscript escn:oc20] [--peer-python python3 --peer-path mace=DIR]
 
 On CUDA (``--device cuda``) the peers also run with the acceleration their packages offer,
@@ -10,7 +11,9 @@ machine without network, scripts/gpu_check.sh); ``--peer-path PEER=DIR`` puts DI
 peer's PYTHONPATH (MACE's pinned e3nn).
 
 Each step moves the atoms slightly and asks the calculator for energy, forces and stress (forces
-only for the molecule), float32, torch threads = cores. Systems: rattled Si diamond of 64, 216, 512
+only for the molecule), float32, torch threads = cores. A run times ``--steps`` steps after three
+warm-up steps and goes on until ``--min-seconds`` have passed, so a fast model on a small system is
+timed over as long a stretch as a slow one (five 0.1 s steps are at the mercy of one slow spell). Systems: rattled Si diamond of 64, 216, 512
 and 1000 atoms, and aspirin (21 atoms, from data/rmd17). Peers run in their own virtual
 environments (.bench-venvs/<peer>, created on first use with the CPU torch pin):
   sevenn   SevenNet-0, the pretrained checkpoint shipped in the sevenn wheel
@@ -110,8 +113,9 @@ def calculator(model: str, device: str):
     raise ValueError(model)
 
 
-def worker(model: str, system: str, steps: int, device: str) -> dict:
-    """In a fresh process: time ``steps`` energy+forces(+stress) evaluations; report JSON."""
+def worker(model: str, system: str, steps: int, min_seconds: float, device: str) -> dict:
+    """In a fresh process: time at least ``steps`` energy+forces(+stress) evaluations and at least
+    ``min_seconds``; report JSON."""
     import resource
 
     import numpy as np
@@ -137,12 +141,13 @@ def worker(model: str, system: str, steps: int, device: str) -> dict:
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(steps):
+    start, done = time.perf_counter(), 0
+    while done < steps or time.perf_counter() - start < min_seconds:
         step()  # the calculators return host arrays: each step ends synchronised
-    seconds = (time.perf_counter() - start) / steps
+        done += 1
+    seconds = (time.perf_counter() - start) / done
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"model": model, "system": system, "atoms": len(atoms), "seconds_per_step": seconds,
+    return {"model": model, "system": system, "atoms": len(atoms), "steps": done, "seconds_per_step": seconds,
             "atom_steps_per_s": len(atoms) / seconds, "peak_mb": peak, "threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name() if cuda else None}
 
@@ -158,12 +163,13 @@ def peer_python(peer: str) -> str:
     return str(python)
 
 
-def run(python: str, model: str, system: str, steps: int, device: str, path: str | None = None) -> dict:
+def run(python: str, model: str, system: str, steps: int, min_seconds: float, device: str,
+        path: str | None = None) -> dict:
     env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", PYTHONWARNINGS="ignore")
     if path:
         env["PYTHONPATH"] = os.pathsep.join([path] + [p for p in [env.get("PYTHONPATH")] if p])
-    result = subprocess.run([python, __file__, "--worker", model, system, str(steps), device], capture_output=True,
-                            text=True, env=env)
+    result = subprocess.run([python, __file__, "--worker", model, system, str(steps), str(min_seconds), device],
+                            capture_output=True, text=True, env=env)
     lines = [l for l in result.stdout.splitlines() if l.startswith("{")]
     if result.returncode != 0 or not lines:
         raise RuntimeError(f"{model} on {system} failed:\n{result.stderr[-3000:]}")
@@ -190,7 +196,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["64", "216", "512", "1000"])
     parser.add_argument("--molecule", default="aspirin")
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per run, at least")
+    parser.add_argument("--min-seconds", type=float, default=3.0, help="timed seconds per run, at least")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each mlip model per system (median taken)")
     parser.add_argument("--peers", nargs="*", default=["sevenn", "mace"],
                         help="sevenn, mace, and on CUDA sevenn-cueq, mace-cueq")
@@ -199,10 +206,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--peer-python", help="run the peers with this interpreter (no .bench-venvs)")
     parser.add_argument("--peer-path", nargs="*", default=[], help="PEER=DIR: DIR first on that peer's PYTHONPATH")
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], args.worker[1], int(args.worker[2]), args.worker[3])))
+        model, system, steps, min_seconds, device = args.worker
+        print(json.dumps(worker(model, system, int(steps), float(min_seconds), device)))
         return
     paths = dict(item.split("=", 1) for item in args.peer_path)
     pythons = {m: sys.executable for m in args.ours}
@@ -212,7 +220,8 @@ def main() -> None:
     for system in systems:
         for model in schedule(args.ours, args.peers, args.rounds):
             try:
-                r = run(pythons[model], model, system, args.steps, args.device, paths.get(model.removesuffix("-cueq")))
+                r = run(pythons[model], model, system, args.steps, args.min_seconds, args.device,
+                        paths.get(model.removesuffix("-cueq")))
             except RuntimeError as error:  # a peer that does not install or run here: say so, go on
                 print(f"  {label(model):<28} {system:>8}: FAILED {str(error)[-600:]}", flush=True)
                 continue

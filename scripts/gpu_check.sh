@@ -59,7 +59,7 @@ step "bench_kernels (Triton against the references)" 90 "$python" benchmarks/ben
 step "one training step of every preset" 120 "$python" scripts/check_presets.py --device cuda
 step "neighbour lists on the GPU" 45 "$python" benchmarks/bench_neighbors.py --sizes 1000 10000 --repeats 3
 step "inference against SevenNet-0 and MACE at 1000 atoms" 180 "$python" benchmarks/bench_inference.py --device cuda \
-  --sizes 1000 --molecule "" --steps 5 --ours facet:mp escn:oc20 escaip:paper \
+  --sizes 1000 --molecule "" --steps 5 --min-seconds 1 --ours facet:mp escn:oc20 escaip:paper \
   --peers sevenn sevenn-cueq mace mace-cueq --peer-python "$python" --peer-path mace=/tmp/mlip-site-mace
 
 echo -e "\n===== summary =====" | tee -a "$log"
