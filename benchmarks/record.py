@@ -126,6 +126,7 @@ def recorded(main: Callable[[], object]) -> None:
         result = main()
     finally:
         sys.stdout = tee.stream
+    revision = commit()  # before the figures below are copied over tracked ones
     figures = []
     FIGURES.mkdir(parents=True, exist_ok=True)
     for k, path in enumerate(_attached):
@@ -133,7 +134,7 @@ def recorded(main: Callable[[], object]) -> None:
         shutil.copyfile(path, FIGURES / target)
         figures.append(target)
     RECORDS.mkdir(parents=True, exist_ok=True)
-    text = render(name, command, tee.text.getvalue(), figures, started.strftime("%Y-%m-%d %H:%M UTC"), commit(),
+    text = render(name, command, tee.text.getvalue(), figures, started.strftime("%Y-%m-%d %H:%M UTC"), revision,
                   machine())
     tmp = RECORDS / f".{name}.md.tmp"
     tmp.write_text(text)

@@ -46,6 +46,16 @@ def test_record_names_command_commit_date_machine_and_holds_the_output(record, t
     assert "![x](figures/x.png)" in text and (tmp_path / "figures" / "x.png").read_bytes() == b"\x89PNG fake"
 
 
+def test_the_commit_is_read_before_the_figures_are_written(record, tmp_path, monkeypatch):
+    """A record's figure replaces a tracked file (docs/figures): the recorder's own write is no change."""
+    monkeypatch.setattr(sys, "argv", ["bench_x.py", "--record", "x"])
+    monkeypatch.setattr(record, "commit", lambda: "abc1234" + ("+changes" if (tmp_path / "figures" / "x.png").exists()
+                                                               else ""))
+    with pytest.raises(SystemExit):
+        record.recorded(bench(record, tmp_path))
+    assert "| commit | `abc1234` |" in (tmp_path / "records" / "x.md").read_text()
+
+
 def test_without_record_nothing_is_written(record, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["bench_x.py", "--sizes", "64"])
     with pytest.raises(SystemExit):
