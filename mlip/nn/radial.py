@@ -120,9 +120,10 @@ class BesselBasis(nn.Module):
 
 class RadialMLP(nn.Module):
     """Learned radial weights from an MLP of the Bessel basis (MACE / NequIP):
-    ``forward(r (E,), basis=None) -> (E, num_out)`` (``basis``: ``shared_basis(r)``, when the caller has it). No biases, so the output vanishes with the basis (times the
-    envelope) at the cutoff. Weights start N(0, 1 / fan_in) and the SiLU is scaled to unit second
-    moment (e3nn's normalisation), so every layer's output is O(1).
+    ``forward(r (E,), basis=None) -> (E, num_out)`` (``basis``: ``shared_basis(r)``, when the caller
+    has it). No biases, so the output vanishes with the basis (times the envelope) at the cutoff.
+    Weights start N(0, 1 / fan_in) and the SiLU is scaled to unit second moment (e3nn's
+    normalisation), so every layer's output is O(1).
 
     ``basis="gaussian"``: Gaussians on [0, cutoff] instead (GaussianBasis, no envelope), for a
     quantity that has no cutoff, such as a speed (TrajCast's velocity embedding)."""
