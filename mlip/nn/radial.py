@@ -95,11 +95,10 @@ class SplineRadial(nn.Module):
     def forward(self, r: torch.Tensor, basis: Optional[torch.Tensor] = None) -> torch.Tensor:
         coefficients = self.coefficients.to(r.dtype)
         if basis is None:
-            if not torch.jit.is_scripting():
-                if use_triton(r):
-                    return bspline(r, coefficients, self.cutoff) * self.basis.envelope(r).unsqueeze(-1)
-            basis = self.basis(r)
-        return basis @ coefficients
+            basis = self.shared_basis(r)
+        if basis is not None:
+            return basis @ coefficients
+        return bspline(r, coefficients, self.cutoff) * self.basis.envelope(r).unsqueeze(-1)  # CUDA's kernel
 
 
 class BesselBasis(nn.Module):
