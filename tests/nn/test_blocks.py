@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mlip.nn import (EdgeTensorProduct, GridProductMLP, PolynomialEnvelope, RadialMLP, S2Grid, SO3Linear,
+from mlip.nn import (EdgeTensorProduct, GridProductMLP, PolynomialEnvelope, RadialMLP, S2Grid, SO3Linear, SplineRadial,
                      SO3RMSNorm, block_wigner_D, coupling, cubic_bspline_basis, parity_paths, random_rotation,
                      spherical_harmonics, wigner_D)
 from mlip.testing import feature_equivariance_error
@@ -55,6 +55,30 @@ def test_linear_and_norm_are_equivariant():
     torch.manual_seed(0)
     for block in (SO3Linear(3, 5, 6).double(), SO3RMSNorm(3, 5).double()):
         assert feature_equivariance_error(block, features(3), 3) < 1e-12
+
+
+def test_linear_and_norm_follow_their_per_degree_definitions():
+    """SO3Linear: x_l W_l per degree, the bias on l = 0; SO3RMSNorm: l = 0 centred over channels,
+    each degree over sqrt(its mean square + floor x the overall one + eps), times its gain."""
+    torch.manual_seed(0)
+    x = features(2, channels=5, n=7)
+    linear = SO3Linear(2, 5, 6).double()
+    with torch.no_grad():
+        linear.bias.normal_()
+    norm = SO3RMSNorm(2, 5).double()
+    with torch.no_grad():
+        norm.gain.normal_()
+    blocks = [slice(l * l, (l + 1) * (l + 1)) for l in range(3)]
+    expected = torch.cat([x[:, b] @ linear.weight[l] for l, b in enumerate(blocks)], dim=1)
+    expected[:, 0] += linear.bias
+    torch.testing.assert_close(linear(x), expected)
+    centred = torch.cat([x[:, :1] - x[:, :1].mean(-1, keepdim=True), x[:, 1:]], dim=1)
+    overall = centred.pow(2).mean(dim=(1, 2))
+    parts = []
+    for l, b in enumerate(blocks):
+        rms = torch.sqrt(centred[:, b].pow(2).mean(dim=(1, 2)) + norm.floor * overall + norm.eps)
+        parts.append(centred[:, b] / rms[:, None, None] * norm.gain[l])
+    torch.testing.assert_close(norm(x), torch.cat(parts, dim=1))
 
 
 @pytest.mark.parametrize("heads", [1, 5])
@@ -157,6 +181,21 @@ def test_bspline_partition_of_unity_and_smoothness():
     # C2: second differences stay bounded across the knots (no kinks)
     second = basis[2:] - 2 * basis[1:-1] + basis[:-2]
     assert second.abs().max() < 1e-4
+
+
+def test_spline_radial_from_a_shared_basis_is_the_kernels_spline():
+    """The blocks' shared basis times the table equals the B-spline kernel's reference times the
+    envelope, values and r-derivatives (what CUDA computes per block from the table)."""
+    from mlip.kernels.bspline import bspline_reference
+
+    torch.manual_seed(0)
+    radial = SplineRadial(7, 5.0, num_basis=10).double()
+    r = torch.linspace(0.5, 5.5, 301, dtype=torch.float64, requires_grad=True)
+    shared = radial(r, radial.shared_basis(r))
+    table = bspline_reference(r, radial.coefficients, 5.0) * radial.basis.envelope(r).unsqueeze(-1)
+    torch.testing.assert_close(shared, table)
+    g = torch.randn_like(shared)
+    torch.testing.assert_close(torch.autograd.grad(shared, r, g)[0], torch.autograd.grad(table, r, g)[0])
 
 
 def test_envelope_vanishes_smoothly_at_cutoff():
