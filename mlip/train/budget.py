@@ -6,8 +6,9 @@ epochs so far, so one slow first epoch does not dominate), at most ``trainer.max
 that plan to the PotentialModule, whose cosine schedule then spans exactly the planned steps, and
 stops the run when the plan is reached. So a time-limited run ends at the bottom of its decay, not
 in the middle (Lightning's ``max_time`` stops wherever it is, and a schedule over ``max_epochs``
-never decays if the time ends first). The first epoch runs before any timing: at the top of the
-schedule (warm-up, then the full learning rate).
+never decays if the time ends first). The first epoch runs at the top of the schedule (warm-up, then
+the full learning rate) unless, a tenth of the way through it, its training batches so far say that
+the budget will not hold two epochs: then the plan is that one epoch, and it decays within it.
 
 The elapsed time and the plan are saved in checkpoints, so a resumed run keeps its budget.
 """
@@ -65,6 +66,18 @@ class TimeBudget(L.Callback):
         self._start = time.perf_counter()
         self._elapsed_at_start = self.elapsed
         if self.planned_epochs is not None:
+            self._apply(trainer, module)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        batches = trainer.num_training_batches
+        if self.planned_epochs is not None or trainer.current_epoch > 0 or not math.isfinite(batches):
+            return
+        seen = batch_idx + 1
+        if seen != max(1, math.ceil(batches / 10)):  # once, a tenth of the way through the first epoch
+            return
+        elapsed = self._elapsed_at_start + (time.perf_counter() - self._start)
+        if 2 * elapsed * batches / seen > self.seconds:
+            self.planned_epochs = 1
             self._apply(trainer, module)
 
     def on_train_epoch_end(self, trainer, module) -> None:

@@ -21,14 +21,23 @@ def test_bad_budgets_are_refused(bad):
 
 
 class Clock:
-    """perf_counter for mlip.train.budget: 10 s per reading (one at the start, one per epoch)."""
+    """perf_counter for mlip.train.budget: the readings given (the start, then a tenth of the way
+    through the first epoch), then 10 s more at each reading (one per epoch's end)."""
 
-    def __init__(self):
-        self.now = -10.0
+    def __init__(self, *readings: float):
+        self.readings = list(readings)
+        self.now = self.readings[-1]
 
     def perf_counter(self):
+        if self.readings:
+            return self.readings.pop(0)
         self.now += 10.0
         return self.now
+
+
+def learning_rates(summary) -> list[float]:
+    rows = [r for path in metric_logs(summary["run_dir"]) for r in csv.DictReader(open(path)) if r.get("lr")]
+    return [float(r["lr"]) for r in rows]
 
 
 def test_the_schedule_ends_where_the_budget_does(tmp_path, data_dir, monkeypatch):
@@ -36,11 +45,22 @@ def test_the_schedule_ends_where_the_budget_does(tmp_path, data_dir, monkeypatch
     spans those three (its last step at the bottom of the decay), and the run stops there even
     though max_epochs allows 50."""
     monkeypatch.setenv("MLIP_DATA", str(data_dir))
-    monkeypatch.setattr("mlip.train.budget.time", Clock())
+    monkeypatch.setattr("mlip.train.budget.time", Clock(0.0, 1.0))
     summary = run(tmp_path, "time_budget=35", "trainer.max_epochs=50", "optim.lr=0.01", "optim.min_lr_ratio=0.01")
     assert summary["epochs"] == 3 and summary["planned_epochs"] == 3 and summary["time_budget_seconds"] == 35
-    rows = [r for path in metric_logs(summary["run_dir"]) for r in csv.DictReader(open(path)) if r.get("lr")]
-    lrs = [float(r["lr"]) for r in rows]
+    lrs = learning_rates(summary)
     assert max(lrs) == pytest.approx(0.01, rel=0.05)  # the top after the warm-up
     assert lrs[-1] < 0.01 * 0.03  # the last step sits at the bottom: 1% of the peak plus the last step's share
     assert Path(summary["last"]).exists()
+
+
+def test_a_budget_short_of_two_epochs_decays_within_the_first(tmp_path, data_dir, monkeypatch):
+    """A 15 s budget whose first epoch's first tenth says 10 s or more an epoch: one epoch is planned
+    from there, and its learning rate ends at the bottom of the schedule, not at the top."""
+    monkeypatch.setenv("MLIP_DATA", str(data_dir))
+    monkeypatch.setattr("mlip.train.budget.time", Clock(0.0, 5.0))
+    summary = run(tmp_path, "time_budget=15", "trainer.max_epochs=50", "optim.lr=0.01", "optim.min_lr_ratio=0.01")
+    assert summary["epochs"] == 1 and summary["planned_epochs"] == 1
+    lrs = learning_rates(summary)
+    assert max(lrs) == pytest.approx(0.01, rel=0.05)
+    assert lrs[-1] < 0.01 * 0.3
