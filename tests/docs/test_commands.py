@@ -66,7 +66,8 @@ def run_page(page: str, work: Path, quick: bool) -> None:
         if quick and block.mark == "budget":
             assert "time_budget=" in code, f"{block.page}:{block.line}: a budget block without time_budget"
             code = re.sub(r"time_budget=\S+", f"time_budget=null trainer.max_epochs={QUICK_EPOCHS[page]}", code)
-        command = ["bash", "-euo", "pipefail", "-c", code] if block.lang == "bash" else [str(venv / "python"), "-c", code]
+        command = (["bash", "-euo", "pipefail", "-c", code] if block.lang == "bash"
+                   else [str(venv / "python"), "-c", code])
         done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=3000)
         assert done.returncode == 0, (f"{block.page}:{block.line}: the {block.lang} block exited {done.returncode}\n"
                                       f"{code}\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}")
