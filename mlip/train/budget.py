@@ -10,7 +10,8 @@ never decays if the time ends first). The first epoch runs at the top of the sch
 the full learning rate) unless, a tenth of the way through it, its training batches so far say that
 the budget will not hold two epochs: then the plan is that one epoch, and it decays within it.
 
-The elapsed time and the plan are saved in checkpoints, so a resumed run keeps its budget.
+Under DDP the time is the first process's, so every process plans alike. The elapsed time and the
+plan are saved in checkpoints, so a resumed run keeps its budget.
 """
 
 from __future__ import annotations
@@ -75,14 +76,13 @@ class TimeBudget(L.Callback):
         seen = batch_idx + 1
         if seen != max(1, math.ceil(batches / 10)):  # once, a tenth of the way through the first epoch
             return
-        elapsed = self._elapsed_at_start + (time.perf_counter() - self._start)
-        if 2 * elapsed * batches / seen > self.seconds:
+        if 2 * self._elapsed(trainer) * batches / seen > self.seconds:
             self.planned_epochs = 1
             self._apply(trainer, module)
 
     def on_train_epoch_end(self, trainer, module) -> None:
         # Lightning runs this after the epoch's validation: the time per epoch includes it
-        self.elapsed = self._elapsed_at_start + (time.perf_counter() - self._start)
+        self.elapsed = self._elapsed(trainer)
         done = trainer.current_epoch + 1
         self.epochs_timed = done
         per_epoch = self.elapsed / done
@@ -94,6 +94,11 @@ class TimeBudget(L.Callback):
         self._apply(trainer, module)
         if done >= plan:
             trainer.should_stop = True
+
+    def _elapsed(self, trainer) -> float:
+        """Seconds of fitting so far by the first process's clock: under DDP every process then plans
+        the same epochs (and stops together) with the same schedule."""
+        return float(trainer.strategy.broadcast(self._elapsed_at_start + (time.perf_counter() - self._start), src=0))
 
     def _apply(self, trainer, module) -> None:
         steps_per_epoch = max(1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)) \

@@ -1,9 +1,10 @@
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from mlip.train.budget import parse_seconds
+from mlip.train.budget import TimeBudget, parse_seconds
 from mlip.train.run import metric_logs
 from tests.train.test_run import run
 
@@ -64,3 +65,24 @@ def test_a_budget_short_of_two_epochs_decays_within_the_first(tmp_path, data_dir
     lrs = learning_rates(summary)
     assert max(lrs) == pytest.approx(0.01, rel=0.05)
     assert lrs[-1] < 0.01 * 0.3
+
+
+class FirstProcess:
+    """A strategy whose broadcast hands every process the first process's value: here 10 s fitted."""
+
+    @staticmethod
+    def broadcast(obj, src=0):
+        assert src == 0
+        return 10.0
+
+
+def test_every_process_plans_by_the_first_process_clock():
+    """Under DDP each process has its own clock; the plan (and so the schedule and the stop) follows
+    the first process's elapsed time, which the strategy broadcasts: 10 s an epoch in 35 s is three."""
+    trainer = SimpleNamespace(strategy=FirstProcess(), current_epoch=0, max_epochs=50, num_training_batches=10,
+                              accumulate_grad_batches=1, should_stop=False)
+    module = SimpleNamespace(schedule_total_steps=None)
+    budget = TimeBudget(35)
+    budget.on_train_start(trainer, module)
+    budget.on_train_epoch_end(trainer, module)  # this process's own clock says well under a second
+    assert budget.planned_epochs == 3 and module.schedule_total_steps == 30 and not trainer.should_stop

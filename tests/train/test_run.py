@@ -119,7 +119,9 @@ def test_ddp_two_processes_follow_one_process_with_the_doubled_batch(tmp_path, d
     float64, so that the all-reduce's other summation order stays far below the tolerance (in float32
     it reached 1.2e-4 of the validation loss after 3 epochs at the quickstart's learning rate)."""
     env = dict(os.environ, MLIP_DATA=str(data_dir), PYTHONWARNINGS="ignore")
-    common = [sys.executable, "-m", "mlip", "train", *TINY, "trainer.max_epochs=3", "trainer.precision=64"]
+    # a time budget far beyond the 3 epochs: every process plans by the first one's clock (broadcast)
+    common = [sys.executable, "-m", "mlip", "train", *TINY, "trainer.max_epochs=3", "trainer.precision=64",
+              "time_budget=100000"]
     runs = {}
     for label, extra in (("single", ["data.batch_size=4"]),
                          ("ddp", ["data.batch_size=2", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
