@@ -14,8 +14,9 @@ Each step moves the atoms slightly and asks the calculator for energy, forces an
 only for the molecule), float32, torch threads = cores. A run times ``--steps`` steps after three
 warm-up steps and goes on until ``--min-seconds`` have passed, so a fast model on a small system is
 timed over as long a stretch as a slow one (five 0.1 s steps are at the mercy of one slow spell).
-Systems: rattled Si diamond of 64, 216, 512 and 1000 atoms, and aspirin (21 atoms, from data/rmd17). Peers run in their own virtual
-environments (.bench-venvs/<peer>, created on first use with the CPU torch pin):
+Systems: rattled Si diamond of 64, 216, 512 and 1000 atoms, and aspirin (21 atoms, from data/rmd17).
+Peers run in their own virtual environments (.bench-venvs/<peer>, created on first use with the CPU
+torch pin):
   sevenn   SevenNet-0, the pretrained checkpoint shipped in the sevenn wheel
   mace     MACE with the MACE-MP-0 "medium" hyperparameters (128x0e+128x1o, max_ell 3,
            correlation 3, 2 interactions, r_max 6 Å), random weights (timing only)
